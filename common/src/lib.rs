@@ -1,0 +1,19 @@
+//! What every service of the platform shares.
+//!
+//! # Layout
+//! - [`duration`]: parsing of durations given as flags ("5ms", "24h").
+//! - [`nats`]: command-line options for the NATS connection (URLs, credentials) and a
+//!   connect function with jittered reconnects.
+//! - [`telemetry`]: tracing setup and the process-wide Prometheus recorder.
+//! - [`ops`]: the `GET /healthz` and `GET /metrics` routes.
+//! - [`error`]: [`ApiError`], the one HTTP error type, answered as `{"error": "…"}`.
+//! - [`shutdown`]: the SIGINT/SIGTERM future the binaries hand to `run`.
+
+pub mod duration;
+pub mod error;
+pub mod nats;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::ApiError;

@@ -1,0 +1,75 @@
+//! The frontend's configuration: command-line flags and their environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use live_common::duration::parse as parse_duration;
+use live_common::nats::NatsArgs;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "frontend",
+    version,
+    about = "Holds viewers' SSE connections; subscribes to NATS once per live video"
+)]
+pub struct Config {
+    /// Address to listen on for HTTP.
+    #[arg(long, env = "FRONTEND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// Region name (shown in presence messages and logs).
+    #[arg(long, env = "REGION", default_value = "local")]
+    pub region: String,
+
+    /// At most one `likes` event per video per this interval.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub like_interval: Duration,
+
+    /// Heartbeat comment interval (at most 15 s, so proxies keep the stream open).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+
+    /// How long a video's subscription outlives its last viewer on this node.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub room_grace: Duration,
+
+    /// On shutdown, viewers' streams are closed spread over this window.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
+
+    /// `retry:` sent to viewers: a random value between this and twice this.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry: Duration,
+
+    /// Comments (and other shared frames) a viewer may fall behind before it is
+    /// disconnected (it resumes with Last-Event-ID and loses nothing).
+    #[arg(long, default_value_t = 512)]
+    pub viewer_queue: usize,
+
+    /// Recent comments kept in memory per video for resuming viewers.
+    #[arg(long, default_value_t = 256)]
+    pub replay_buffer: usize,
+
+    /// Most comments replayed to one resuming viewer.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_replay: usize,
+
+    /// Concurrent viewers on this node; beyond it, 503 with Retry-After (0 = no cap).
+    #[arg(long, default_value_t = 0)]
+    pub max_viewers: usize,
+
+    /// Public URL of the publisher, used by the demo page to post likes and comments.
+    #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]
+    pub publisher_url: String,
+}
+
+impl Config {
+    /// A configuration for tests: the given NATS URL, defaults elsewhere.
+    pub fn for_nats(url: &str) -> Self {
+        use clap::Parser;
+        Config::parse_from(["frontend", "--nats", url])
+    }
+}

@@ -1,0 +1,85 @@
+//! A frontend node: holds viewers' Server-Sent Events connections and subscribes to NATS
+//! once per live video that any of its viewers watches, fanning each event out to them.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`rooms`]: the table video → room and what rooms share (NATS, history, identity).
+//! - [`room`]: one video on this node: its subscription, gap detection, likes
+//!   coalescing, viewer counts, heartbeats.
+//! - [`viewer`]: one viewer's stream: snapshot, replay, live, bounded queue, drain.
+//! - [`history`]: reads from JetStream (likes total, stored comments).
+//! - [`sse`]: encoding of events, once per node.
+//! - [`cursor`]: the `Last-Event-ID` parser.
+//! - [`http`]: the routes.
+
+pub mod config;
+pub mod cursor;
+pub mod history;
+pub mod http;
+pub mod room;
+pub mod rooms;
+pub mod sse;
+pub mod viewer;
+
+use std::future::Future;
+
+use axum::serve::ListenerExt;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Connect(#[from] live_common::nats::ConnectError),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a frontend on `listener` until `shutdown` resolves; then stops accepting viewers
+/// and closes the open streams spread over `--drain`, so they do not all reconnect to
+/// the other nodes at once.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    live_common::telemetry::prometheus();
+    let node_id = format!(
+        "{}-{}-{:06x}",
+        config.region,
+        std::process::id(),
+        rand::rng().random_range(0..0xff_ffffu32)
+    );
+    let (resets_tx, resets) = watch::channel(0u64);
+    let client = live_common::nats::connect(
+        &config.nats,
+        &format!("frontend-{node_id}"),
+        Some(resets_tx),
+    )
+    .await?;
+    let (stopping_tx, stopping) = watch::channel(false);
+    let (stopped_tx, stopped) = watch::channel(false);
+    let shared = rooms::Shared::new(client.clone(), config, node_id.clone(), resets, stopped);
+
+    let app =
+        http::router(shared.clone(), stopping).merge(live_common::ops::router(client.clone()));
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, node = %node_id, "frontend listening");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(viewers = shared.viewer_count(), "draining viewers");
+            let _ = stopping_tx.send(true);
+        })
+        .await?;
+    let _ = stopped_tx.send(true);
+    let _ = client.flush().await;
+    tracing::info!("frontend stopped");
+    Ok(())
+}

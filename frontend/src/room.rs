@@ -1,0 +1,492 @@
+//! A room: everything one frontend node knows about one live video. Its task owns the
+//! node's single NATS subscription for the video (`live.v1.{video}.*`) and turns what
+//! arrives into shared [`Frame`]s:
+//!
+//! - comments (republished by JetStream with their sequence) are checked for gaps with
+//!   `Nats-Last-Sequence`, backfilled from JetStream when one is found, kept in a small
+//!   ring for resuming viewers, and broadcast one by one;
+//! - likes are coalesced into at most one `likes` frame per `--like-interval`, published
+//!   as "latest value" so a slow viewer skips intermediate ones;
+//! - presence messages of all frontends are summed into the `viewers` count, sent at
+//!   most once a second when it changes;
+//! - a heartbeat frame every `--heartbeat`.
+//!
+//! The last viewer leaving starts a grace period; after it the room unsubscribes and
+//! removes itself from the table.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use live_proto::subjects::{self, LiveKind};
+use live_proto::{VideoId, v1};
+use prost::Message as _;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::rooms::Shared;
+use crate::sse::{self, Frame};
+
+/// Presence is re-sent at least this often; a node silent for [`PRESENCE_TTL`] is dropped.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// How long a frontend's viewer count counts without a refresh.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
+
+pub struct Room {
+    pub video: VideoId,
+    state: Mutex<RoomState>,
+    tx: broadcast::Sender<Frame>,
+    likes: watch::Sender<Option<Frame>>,
+    viewers: watch::Sender<Option<Frame>>,
+    ready: watch::Sender<bool>,
+    /// Viewers of this video on this node; changed only under the rooms table lock
+    /// (join) or by a leaving viewer.
+    local_viewers: AtomicU64,
+    idle: Notify,
+}
+
+/// What the room shares with joining viewers, under a std mutex: every critical
+/// section is short and none awaits.
+struct RoomState {
+    likes_total: u64,
+    viewers_total: u64,
+    /// Sequence of the newest comment broadcast.
+    last_seq: u64,
+    /// Whether `last_seq` was read from JetStream (else the first live comment sets it).
+    baseline_known: bool,
+    /// Recent comments, oldest first.
+    ring: VecDeque<Frame>,
+    /// Every comment of this video with a sequence above this is in `ring`.
+    complete_since: u64,
+}
+
+/// What a joining viewer starts from.
+pub struct Snapshot {
+    pub likes: u64,
+    pub viewers: u64,
+    pub last_seq: u64,
+    pub baseline_known: bool,
+    pub complete_since: u64,
+    /// The ring's comments after the viewer's cursor (all of them if the ring does not
+    /// reach back to the cursor).
+    pub ring: Vec<Frame>,
+    /// Whether the ring reaches back to the cursor (else JetStream must fill in).
+    pub covers_cursor: bool,
+}
+
+/// The receivers a viewer reads from.
+pub struct Feeds {
+    pub frames: broadcast::Receiver<Frame>,
+    pub likes: watch::Receiver<Option<Frame>>,
+    pub viewers: watch::Receiver<Option<Frame>>,
+}
+
+impl Room {
+    pub fn new(video: VideoId, queue: usize) -> Arc<Self> {
+        Arc::new(Room {
+            video,
+            state: Mutex::new(RoomState {
+                likes_total: 0,
+                viewers_total: 0,
+                last_seq: 0,
+                baseline_known: false,
+                ring: VecDeque::new(),
+                complete_since: 0,
+            }),
+            tx: broadcast::channel(queue.max(16)).0,
+            likes: watch::channel(None).0,
+            viewers: watch::channel(None).0,
+            ready: watch::channel(false).0,
+            local_viewers: AtomicU64::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RoomState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn local_viewers(&self) -> u64 {
+        self.local_viewers.load(Ordering::Relaxed)
+    }
+
+    /// Called by the rooms table, under its lock.
+    pub(crate) fn enter(&self) {
+        self.local_viewers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        if self.local_viewers.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.idle.notify_one();
+        }
+    }
+
+    /// Waits until the room is subscribed and knows its initial state.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Subscribes a viewer whose last seen comment is `cursor` (if any): the feeds first,
+    /// then the snapshot, so nothing falls between the two.
+    pub fn join(&self, cursor: Option<u64>) -> (Feeds, Snapshot) {
+        let state = self.state();
+        let feeds = Feeds {
+            frames: self.tx.subscribe(),
+            likes: self.likes.subscribe(),
+            viewers: self.viewers.subscribe(),
+        };
+        // Resuming viewers get the ring's comments after their cursor; if the ring
+        // does not reach back to the cursor, all of it (JetStream supplies the rest).
+        let (ring, covers_cursor) = match cursor {
+            Some(c) => {
+                let after = c.max(state.complete_since);
+                let ring = state
+                    .ring
+                    .iter()
+                    .filter(|f| f.seq > after)
+                    .cloned()
+                    .collect();
+                (ring, c >= state.complete_since)
+            }
+            None => (Vec::new(), true),
+        };
+        let snapshot = Snapshot {
+            likes: state.likes_total,
+            viewers: state.viewers_total.max(1),
+            last_seq: state.last_seq,
+            baseline_known: state.baseline_known,
+            complete_since: state.complete_since,
+            ring,
+            covers_cursor,
+        };
+        (feeds, snapshot)
+    }
+
+    /// Appends a comment to the ring and broadcasts it (under the state lock, so a
+    /// joining viewer sees it either in the ring or in its feed).
+    fn push_comment(&self, frame: Frame, ring_capacity: usize) {
+        let mut state = self.state();
+        if frame.seq <= state.last_seq {
+            return;
+        }
+        state.last_seq = frame.seq;
+        state.baseline_known = true;
+        state.ring.push_back(frame.clone());
+        while state.ring.len() > ring_capacity {
+            if let Some(old) = state.ring.pop_front() {
+                state.complete_since = old.seq;
+            }
+        }
+        let _ = self.tx.send(frame);
+    }
+
+    fn broadcast(&self, frame: Frame) {
+        let _ = self.tx.send(frame);
+    }
+}
+
+/// Pending coalesced likes.
+#[derive(Default)]
+struct PendingLikes {
+    count: u64,
+    oldest_ms: i64,
+    due: Option<Instant>,
+    last_flush: Option<Instant>,
+}
+
+/// Other frontends' viewer counts for this video.
+#[derive(Default)]
+struct Presence {
+    others: HashMap<String, (u64, Instant)>,
+    published: Option<(u64, Instant)>,
+    dirty: bool,
+}
+
+/// The room's task: runs until the room is idle past its grace period, or the node stops.
+pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
+    let video = room.video.clone();
+    let subject = subjects::live_all(&video);
+    let mut sub = loop {
+        match shared.client.subscribe(subject.clone()).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::warn!(%video, error = %e, "subscribe failed, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    load_baseline(&room, &shared).await;
+    room.ready.send_replace(true);
+    tracing::debug!(%video, "room open");
+
+    let cfg = &shared.config;
+    let mut likes = PendingLikes::default();
+    let mut presence = Presence {
+        dirty: true,
+        ..Default::default()
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + cfg.heartbeat, cfg.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reconnects = shared.reconnects.clone();
+    let mut stopped = shared.stopped.clone();
+    let mut grace: Option<Instant> = None;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+
+    loop {
+        tokio::select! {
+            msg = sub.next() => match msg {
+                Some(msg) => on_message(&room, &shared, &mut likes, &mut presence, msg).await,
+                None => break,
+            },
+            _ = tokio::time::sleep_until(likes.due.unwrap_or(far)), if likes.due.is_some() => {
+                flush_likes(&room, &mut likes);
+            }
+            _ = tick.tick() => presence_tick(&room, &shared, &mut presence).await,
+            _ = heartbeat.tick() => room.broadcast(sse::heartbeat()),
+            Ok(()) = reconnects.changed() => {
+                // Reconnected (or messages were dropped): close any gap right away
+                // instead of waiting for the next comment to reveal it.
+                catch_up(&room, &shared).await;
+            }
+            _ = room.idle.notified() => {
+                if room.local_viewers() == 0 {
+                    grace = Some(Instant::now() + cfg.room_grace);
+                }
+            }
+            _ = tokio::time::sleep_until(grace.unwrap_or(far)), if grace.is_some() => {
+                grace = None;
+                if shared.remove_if_idle(&room) {
+                    break;
+                }
+            }
+            _ = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+        }
+    }
+    // Tell the other frontends right away that this node has no viewers left.
+    publish_presence(&room, &shared, 0).await;
+    let _ = sub.unsubscribe().await;
+    tracing::debug!(%video, "room closed");
+}
+
+/// Reads the durable likes total and the newest comment's sequence from JetStream.
+async fn load_baseline(room: &Room, shared: &Shared) {
+    let video = &room.video;
+    let likes = shared.history.likes_total(video).await;
+    let last = shared.history.last_comment_seq(video).await;
+    let mut state = room.state();
+    match likes {
+        Ok(total) => state.likes_total = state.likes_total.max(total),
+        Err(e) => tracing::warn!(%video, error = %e, "likes total unavailable"),
+    }
+    match last {
+        Ok(seq) if seq >= state.last_seq => {
+            state.last_seq = seq;
+            state.complete_since = seq;
+            state.baseline_known = true;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(%video, error = %e, "last comment unknown; the next live comment sets it")
+        }
+    }
+}
+
+async fn on_message(
+    room: &Room,
+    shared: &Shared,
+    likes: &mut PendingLikes,
+    presence: &mut Presence,
+    msg: async_nats::Message,
+) {
+    let Some((_, kind)) = subjects::parse_live(&msg.subject) else {
+        return;
+    };
+    match kind {
+        LiveKind::Comment => on_comment(room, shared, msg).await,
+        LiveKind::Likes => match v1::Likes::decode(msg.payload) {
+            Ok(l) => {
+                metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
+                {
+                    let mut state = room.state();
+                    state.likes_total = state.likes_total.max(l.total);
+                }
+                if likes.count == 0 {
+                    likes.oldest_ms = l.accepted_at_ms;
+                }
+                likes.count += l.count;
+                likes.oldest_ms = likes.oldest_ms.min(l.accepted_at_ms);
+                if likes.due.is_none() {
+                    let now = Instant::now();
+                    let earliest = likes
+                        .last_flush
+                        .map_or(now, |t| t + shared.config.like_interval);
+                    likes.due = Some(earliest.max(now));
+                }
+            }
+            Err(_) => undecodable(),
+        },
+        LiveKind::Presence => match v1::Presence::decode(msg.payload) {
+            Ok(p) if p.node != shared.node_id => {
+                let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 60_000).into());
+                let known = presence
+                    .others
+                    .insert(p.node, (p.viewers.into(), Instant::now() + ttl))
+                    .is_some();
+                if !known {
+                    // A frontend we did not know: answer with our own count so it
+                    // converges without waiting for our next refresh.
+                    presence.dirty = true;
+                }
+                if p.viewers == 0 {
+                    presence.others.retain(|_, (v, _)| *v > 0);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => undecodable(),
+        },
+    }
+}
+
+fn undecodable() {
+    metrics::counter!("frontend_undecodable_total").increment(1);
+}
+
+async fn on_comment(room: &Room, shared: &Shared, msg: async_nats::Message) {
+    let header = |name: &str| -> Option<u64> {
+        msg.headers
+            .as_ref()?
+            .get(name)
+            .and_then(|v| v.as_str().parse().ok())
+    };
+    let (Some(seq), prev) = (
+        header("Nats-Sequence"),
+        header("Nats-Last-Sequence").unwrap_or(0),
+    ) else {
+        undecodable();
+        return;
+    };
+    let comment = match v1::Comment::decode(msg.payload.clone()) {
+        Ok(c) => c,
+        Err(_) => return undecodable(),
+    };
+    metrics::counter!("frontend_events_in_total", "kind" => "comment").increment(1);
+    let (last, known) = {
+        let s = room.state();
+        (s.last_seq, s.baseline_known)
+    };
+    if seq <= last {
+        metrics::counter!("frontend_duplicate_comments_total").increment(1);
+        return;
+    }
+    if known && prev > last {
+        backfill(room, shared, last, prev).await;
+    }
+    room.push_comment(sse::comment(seq, &comment), shared.config.replay_buffer);
+}
+
+/// Fetches the comments `after < seq <= upto` the room missed and broadcasts them.
+async fn backfill(room: &Room, shared: &Shared, after: u64, upto: u64) {
+    let video = &room.video;
+    match shared
+        .history
+        .comments(video, after, upto, shared.config.max_replay)
+        .await
+    {
+        Ok(frames) => {
+            metrics::counter!("frontend_backfilled_comments_total").increment(frames.len() as u64);
+            tracing::info!(%video, after, upto, n = frames.len(), "closed a gap in the live feed");
+            for f in frames {
+                room.push_comment(f, shared.config.replay_buffer);
+            }
+        }
+        Err(e) => {
+            // Viewers still resume correctly: their Last-Event-ID replays from JetStream.
+            tracing::warn!(%video, after, upto, error = %e, "backfill failed");
+        }
+    }
+}
+
+/// After a reconnect: backfill anything stored since the last comment we broadcast.
+async fn catch_up(room: &Room, shared: &Shared) {
+    let (last, known) = {
+        let s = room.state();
+        (s.last_seq, s.baseline_known)
+    };
+    if !known {
+        return load_baseline(room, shared).await;
+    }
+    if let Ok(newest) = shared.history.last_comment_seq(&room.video).await
+        && newest > last
+    {
+        backfill(room, shared, last, newest).await;
+    }
+    if let Ok(total) = shared.history.likes_total(&room.video).await {
+        let mut state = room.state();
+        state.likes_total = state.likes_total.max(total);
+    }
+}
+
+fn flush_likes(room: &Room, likes: &mut PendingLikes) {
+    likes.due = None;
+    if likes.count == 0 {
+        return;
+    }
+    let total = room.state().likes_total;
+    room.likes
+        .send_replace(Some(sse::likes(likes.count, total, likes.oldest_ms)));
+    likes.count = 0;
+    likes.last_flush = Some(Instant::now());
+}
+
+async fn presence_tick(room: &Room, shared: &Shared, presence: &mut Presence) {
+    let now = Instant::now();
+    presence.others.retain(|_, (_, expires)| *expires > now);
+    let own = room.local_viewers();
+    let stale = presence
+        .published
+        .is_none_or(|(n, at)| n != own || now.duration_since(at) >= PRESENCE_REFRESH);
+    if stale || presence.dirty {
+        publish_presence(room, shared, own).await;
+        presence.published = Some((own, now));
+        presence.dirty = false;
+    }
+    let total = own + presence.others.values().map(|(n, _)| n).sum::<u64>();
+    let changed = {
+        let mut state = room.state();
+        let changed = state.viewers_total != total;
+        state.viewers_total = total;
+        changed
+    };
+    if changed {
+        room.viewers.send_replace(Some(sse::viewers(total)));
+    }
+}
+
+async fn publish_presence(room: &Room, shared: &Shared, viewers: u64) {
+    let msg = v1::Presence {
+        video: room.video.to_string(),
+        node: shared.node_id.clone(),
+        viewers: viewers.min(u32::MAX as u64) as u32,
+        at_ms: live_proto::now_ms(),
+        ttl_ms: PRESENCE_TTL.as_millis() as u32,
+        region: shared.config.region.clone(),
+    };
+    if let Err(e) = shared
+        .client
+        .publish(
+            subjects::live_presence(&room.video),
+            msg.encode_to_vec().into(),
+        )
+        .await
+    {
+        tracing::debug!(error = %e, "presence not published");
+    }
+}

@@ -1,0 +1,275 @@
+//! One viewer's event stream: `retry:` and `snapshot` first, then the comments it missed
+//! (from the room's ring or from JetStream), then live frames.
+//!
+//! The viewer's queue is the room's bounded broadcast ring: a viewer that falls more
+//! than `--viewer-queue` frames behind is disconnected (its browser resumes with
+//! `Last-Event-ID` and loses nothing) and never slows the others. Likes and viewer counts
+//! are "latest value" channels: a slow viewer skips intermediate ones.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::room::{Feeds, Snapshot};
+use crate::rooms::Membership;
+use crate::sse::{self, Frame};
+
+/// Most frames written to the socket in one batch.
+const MAX_BATCH: usize = 128;
+/// How long a viewer waits for its room to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Viewer {
+    prelude: VecDeque<Bytes>,
+    /// End the stream after the prelude (a partial replay: the client continues with
+    /// the last id it got).
+    end_after_prelude: bool,
+    feeds: Feeds,
+    cursor: u64,
+    stopping: watch::Receiver<bool>,
+    drain: Duration,
+    drain_at: Option<Instant>,
+    _membership: Membership,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the video's live feed is not available yet")]
+    NotReady,
+}
+
+impl Viewer {
+    /// Opens a stream for a viewer whose last seen comment is `cursor`.
+    pub async fn open(
+        membership: Membership,
+        cursor: Option<u64>,
+        stopping: watch::Receiver<bool>,
+    ) -> Result<Viewer, OpenError> {
+        let room = membership.room().clone();
+        let shared = membership.shared().clone();
+        if !room.ready(READY_TIMEOUT).await {
+            return Err(OpenError::NotReady);
+        }
+        let (feeds, snap) = room.join(cursor);
+        let config = &shared.config;
+        let retry_ms = {
+            let base = config.retry.as_millis() as u64;
+            rand::rng().random_range(base..=base * 2)
+        };
+        let mut prelude = VecDeque::from([sse::prelude(retry_ms, snap.likes, snap.viewers)]);
+        let mut end_after_prelude = false;
+        let mut position = snap.last_seq;
+
+        if let Some(cursor) = cursor {
+            let outcome = resume(&membership, cursor, &snap).await;
+            match outcome {
+                Resume::Frames { frames, complete } => {
+                    metrics::counter!("frontend_replayed_comments_total")
+                        .increment(frames.len() as u64);
+                    position = frames.last().map_or(cursor, |f| f.seq).max(cursor);
+                    prelude.extend(frames.into_iter().map(|f| f.bytes));
+                    end_after_prelude = !complete;
+                }
+                Resume::Reset(reason) => {
+                    metrics::counter!("frontend_resets_total").increment(1);
+                    prelude.push_back(sse::reset(reason, snap.likes, snap.viewers));
+                }
+                Resume::Retry => end_after_prelude = true,
+            }
+        }
+        Ok(Viewer {
+            prelude,
+            end_after_prelude,
+            feeds,
+            cursor: position,
+            stopping,
+            drain: config.drain,
+            drain_at: None,
+            _membership: membership,
+        })
+    }
+
+    /// The next bytes to write, `None` to end the stream.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.prelude.pop_front() {
+            return Some(b);
+        }
+        if self.end_after_prelude {
+            return None;
+        }
+        let far = Instant::now() + Duration::from_secs(86_400);
+        loop {
+            let wake = {
+                let stopping = &mut self.stopping;
+                let feeds = &mut self.feeds;
+                tokio::select! {
+                    biased;
+                    _ = async { let _ = stopping.wait_for(|s| *s).await; }, if self.drain_at.is_none() => Wake::Stopping,
+                    _ = tokio::time::sleep_until(self.drain_at.unwrap_or(far)), if self.drain_at.is_some() => Wake::Drained,
+                    frame = feeds.frames.recv() => Wake::Frame(frame),
+                    Ok(()) = feeds.likes.changed() => Wake::Latest(feeds.likes.borrow_and_update().clone()),
+                    Ok(()) = feeds.viewers.changed() => Wake::Latest(feeds.viewers.borrow_and_update().clone()),
+                }
+            };
+            match wake {
+                Wake::Stopping => {
+                    // Spread the reconnects of a node's viewers over the drain window.
+                    let ms = self.drain.as_millis() as u64;
+                    let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
+                    self.drain_at = Some(Instant::now() + delay);
+                }
+                Wake::Drained => return None,
+                Wake::Frame(Ok(frame)) => {
+                    if let Some(bytes) = self.batch(frame) {
+                        return Some(bytes);
+                    }
+                }
+                Wake::Frame(Err(RecvError::Lagged(n))) => {
+                    metrics::counter!("frontend_viewers_dropped_total", "reason" => "lagged")
+                        .increment(1);
+                    tracing::debug!(missed = n, "viewer too slow, disconnecting");
+                    return None;
+                }
+                Wake::Frame(Err(RecvError::Closed)) => return None,
+                Wake::Latest(Some(frame)) => {
+                    record(&frame, 1);
+                    return Some(frame.bytes);
+                }
+                Wake::Latest(None) => {}
+            }
+        }
+    }
+
+    /// `first` plus whatever else is already queued, as one write. Comments at or
+    /// before the viewer's position (already replayed) are skipped.
+    fn batch(&mut self, first: Frame) -> Option<Bytes> {
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if !frame.is_comment() || frame.seq > self.cursor {
+                if frame.is_comment() {
+                    self.cursor = frame.seq;
+                }
+                frames.push(frame);
+            }
+            if frames.len() >= MAX_BATCH {
+                break;
+            }
+            next = match self.feeds.frames.try_recv() {
+                Ok(f) => Some(f),
+                Err(TryRecvError::Lagged(_)) => {
+                    // Reported by the next recv(), which disconnects the viewer.
+                    break;
+                }
+                Err(_) => None,
+            };
+        }
+        let oldest = frames
+            .iter()
+            .filter(|f| f.accepted_at_ms > 0)
+            .map(|f| f.accepted_at_ms)
+            .min();
+        metrics::counter!("frontend_frames_out_total").increment(frames.len() as u64);
+        if let Some(ms) = oldest {
+            latency(ms);
+        }
+        match frames.len() {
+            0 => None,
+            1 => frames.pop().map(|f| f.bytes),
+            _ => {
+                let len = frames.iter().map(|f| f.bytes.len()).sum();
+                let mut out = BytesMut::with_capacity(len);
+                for f in &frames {
+                    out.extend_from_slice(&f.bytes);
+                }
+                Some(out.freeze())
+            }
+        }
+    }
+}
+
+fn record(frame: &Frame, n: u64) {
+    metrics::counter!("frontend_frames_out_total").increment(n);
+    if frame.accepted_at_ms > 0 {
+        latency(frame.accepted_at_ms);
+    }
+}
+
+/// End-to-end latency: publisher acceptance → handed to the viewer's socket.
+fn latency(accepted_at_ms: i64) {
+    let ms = (live_proto::now_ms() - accepted_at_ms).max(0);
+    metrics::histogram!("frontend_delivery_latency_seconds").record(ms as f64 / 1000.0);
+}
+
+/// What woke a viewer up.
+enum Wake {
+    Stopping,
+    Drained,
+    Frame(Result<Frame, RecvError>),
+    Latest(Option<Frame>),
+}
+
+enum Resume {
+    /// Comments after the cursor; `complete` if they reach the live position.
+    Frames { frames: Vec<Frame>, complete: bool },
+    /// History before the cursor is gone (or the cursor is unknown).
+    Reset(&'static str),
+    /// History is unavailable right now: end after the snapshot, the client retries.
+    Retry,
+}
+
+async fn resume(membership: &Membership, cursor: u64, snap: &Snapshot) -> Resume {
+    let room = membership.room();
+    let shared = membership.shared();
+    if snap.baseline_known && cursor > snap.last_seq {
+        return Resume::Reset("unknown resume point");
+    }
+    if snap.covers_cursor {
+        return Resume::Frames {
+            frames: snap.ring.clone(),
+            complete: true,
+        };
+    }
+    // The ring does not reach back far enough: read JetStream, a bounded number of
+    // readers at a time.
+    let Ok(_permit) = shared.replays.acquire().await else {
+        return Resume::Retry;
+    };
+    let history = &shared.history;
+    let first = match history.first_comment_seq(&room.video).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::warn!(video = %room.video, error = %e, "replay unavailable");
+            return Resume::Retry;
+        }
+    };
+    let truncated = match first {
+        Some(first) => first > cursor + 1,
+        None => cursor < snap.last_seq,
+    };
+    if truncated {
+        return Resume::Reset("history before the resume point is no longer retained");
+    }
+    let upto = snap.complete_since;
+    let max = shared.config.max_replay;
+    match history.comments(&room.video, cursor, upto, max).await {
+        Ok(mut frames) => {
+            let reached = frames.last().map_or(cursor, |f| f.seq);
+            let complete = reached >= upto || frames.len() < max;
+            if complete {
+                // Then the ring's comments, which start right after `upto`.
+                frames.extend(snap.ring.iter().filter(|f| f.seq > reached).cloned());
+            }
+            Resume::Frames { frames, complete }
+        }
+        Err(e) => {
+            tracing::warn!(video = %room.video, error = %e, "replay failed");
+            Resume::Retry
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The audience: N viewers spread over videos, frontends and source addresses, opened at
+//! a bounded rate, with a per-viewer slot the run reads to compute loss.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::cli::ViewerArgs;
+use crate::report::VideoCount;
+use crate::stats::Stats;
+use crate::target::{Target, split_list};
+use crate::viewer;
+
+/// How many connection errors are printed (the rest are only counted).
+const ERRORS_LOGGED: u32 = 10;
+
+/// What one viewer shares with the run; written only by that viewer.
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// Its stream is open right now.
+    pub open: AtomicBool,
+    /// New comments received since the measurement window started.
+    pub window_comments: AtomicU64,
+}
+
+/// Configuration and shared state of all viewers of this process.
+pub struct Audience {
+    pub stats: Arc<Stats>,
+    pub targets: Vec<Target>,
+    pub source_ips: Vec<IpAddr>,
+    pub videos: Vec<String>,
+    /// Global index of this process's first viewer (spreads processes over videos).
+    pub offset: usize,
+    /// Query string appended to the events path (`?token=…`), or empty.
+    pub query: String,
+    pub recv_buffer: u32,
+    pub connect_timeout: Duration,
+    pub reconnect: bool,
+    pub slots: Box<[Slot]>,
+    errors: AtomicU32,
+}
+
+impl Audience {
+    pub async fn new(args: &ViewerArgs, videos: Vec<String>, stats: Arc<Stats>) -> anyhow::Result<Self> {
+        let mut targets = Vec::new();
+        for url in split_list(&args.frontend) {
+            targets.push(Target::resolve(&url).await?);
+        }
+        anyhow::ensure!(!targets.is_empty(), "--frontend lists no URL");
+        let source_ips = split_list(args.source_ips.as_deref().unwrap_or_default())
+            .iter()
+            .map(|s| s.parse().map_err(|e| anyhow::anyhow!("--source-ips {s}: {e}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Audience {
+            stats,
+            targets,
+            source_ips,
+            videos,
+            offset: args.viewer_offset,
+            query: args.token.as_ref().map(|t| format!("?token={t}")).unwrap_or_default(),
+            recv_buffer: args.recv_buffer,
+            connect_timeout: args.connect_timeout.0,
+            reconnect: !args.no_reconnect,
+            slots: (0..args.viewers).map(|_| Slot::default()).collect(),
+            errors: AtomicU32::new(0),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn video_of(&self, i: usize) -> &str {
+        &self.videos[(self.offset + i) % self.videos.len()]
+    }
+
+    /// Prints an error while the budget lasts.
+    pub fn log_error(&self, msg: std::fmt::Arguments<'_>) {
+        let n = self.errors.fetch_add(1, Relaxed);
+        if n < ERRORS_LOGGED {
+            eprintln!("loadgen: {msg}");
+        } else if n == ERRORS_LOGGED {
+            eprintln!("loadgen: further connection errors are only counted");
+        }
+    }
+
+    /// Spawns the viewers at `rate` per second, then waits until all are connected;
+    /// returns at `deadline` either way.
+    pub async fn ramp(self: &Arc<Self>, set: &mut JoinSet<()>, rate: f64, deadline: Instant) {
+        let start = Instant::now();
+        for i in 0..self.len() {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if due > deadline {
+                eprintln!("loadgen: ramp deadline reached after starting {i} viewers");
+                return;
+            }
+            tokio::time::sleep_until(due).await;
+            set.spawn(viewer::run(self.clone(), i));
+        }
+        while self.stats.connected() < self.len() as u64 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Which viewers are connected now (at the start of the window).
+    pub fn open_now(&self) -> Vec<bool> {
+        self.slots.iter().map(|s| s.open.load(Relaxed)).collect()
+    }
+
+    /// Per video: viewers connected at the window's start and the comments they received.
+    pub fn window_counts(&self, eligible: &[bool]) -> BTreeMap<String, VideoCount> {
+        let mut out = BTreeMap::<String, VideoCount>::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            if eligible.get(i).copied().unwrap_or(false) {
+                let v = out.entry(self.video_of(i).to_owned()).or_default();
+                v.viewers += 1;
+                v.received += slot.window_comments.load(Relaxed);
+            }
+        }
+        out
+    }
+}

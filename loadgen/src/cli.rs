@@ -1,0 +1,215 @@
+//! Command line: the subcommands and their flags.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load generator and latency meter for the live likes/comments service.
+///
+/// Prints a progress line per second to stderr, the result table to stderr and the
+/// result as one JSON line to stdout (and to --json-out).
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+pub struct Cli {
+    /// Tokio worker threads (0: one per CPU).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub threads: usize,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Open SSE viewers and measure what they receive.
+    Viewers {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        viewers: ViewerArgs,
+    },
+    /// Publish comments and likes at a fixed rate (HTTP or NATS).
+    Publish {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
+    },
+    /// Viewers and publishing in one process; publishing starts once viewers are connected.
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        viewers: ViewerArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
+        /// After publishing stops, keep counting deliveries this long.
+        #[arg(long, default_value = "2s")]
+        drain: Dur,
+    },
+    /// Merge the --json-out files of several processes into one result.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also write the merged result here.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
+}
+
+/// Flags of every measuring subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Number of videos; ids are PREFIX0000, PREFIX0001, …
+    #[arg(long, default_value_t = 10)]
+    pub videos: usize,
+    /// Prefix of the video ids.
+    #[arg(long, default_value = "v")]
+    pub video_prefix: String,
+    /// Length of the measurement window (e.g. 30, 30s, 500ms, 2m).
+    #[arg(long, default_value = "10s")]
+    pub duration: Dur,
+    /// Wait after the viewers are connected (or before publishing) before measuring.
+    #[arg(long, default_value = "2s")]
+    pub warmup: Dur,
+    /// Write the result as JSON (with the HDR histograms) for `loadgen merge`.
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+    /// No per-second progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of the viewers.
+#[derive(Debug, Clone, Args)]
+pub struct ViewerArgs {
+    /// Frontend base URLs, comma separated; viewers are spread over them.
+    #[arg(long, env = "FRONTEND_URL", default_value = "http://127.0.0.1:8080")]
+    pub frontend: String,
+    /// Number of SSE viewers.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub viewers: usize,
+    /// Global index of the first viewer (give each process a different offset).
+    #[arg(long, default_value_t = 0)]
+    pub viewer_offset: usize,
+    /// Local source addresses to bind, comma separated (e.g. 127.0.0.2,127.0.0.3).
+    #[arg(long)]
+    pub source_ips: Option<String>,
+    /// New connections per second during the ramp.
+    #[arg(long, default_value_t = 2000.0)]
+    pub connect_rate: f64,
+    /// Longest ramp (default: viewers / connect-rate + 10 s).
+    #[arg(long)]
+    pub ramp_timeout: Option<Dur>,
+    /// Connect + response head timeout of one attempt.
+    #[arg(long, default_value = "10s")]
+    pub connect_timeout: Dur,
+    /// Viewer JWT, sent as `?token=`.
+    #[arg(long, env = "LOADGEN_VIEWER_TOKEN")]
+    pub token: Option<String>,
+    /// SO_RCVBUF of viewer sockets in bytes (0: the OS default).
+    #[arg(long, default_value_t = 0)]
+    pub recv_buffer: u32,
+    /// Do not reconnect a viewer whose stream ended.
+    #[arg(long)]
+    pub no_reconnect: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// POST to the publisher's HTTP API.
+    Http,
+    /// Protobuf request-reply on the NATS ingest subjects.
+    Nats,
+}
+
+/// Flags of publishing.
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Publish over HTTP or straight to NATS.
+    #[arg(long, value_enum, default_value_t = Via::Http)]
+    pub via: Via,
+    /// Publisher base URLs, comma separated (round robin).
+    #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]
+    pub publisher: String,
+    /// NATS URLs, comma separated (with --via nats).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    #[arg(long, env = "NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+    #[arg(long, env = "NATS_PASSWORD")]
+    pub nats_password: Option<String>,
+    /// Comments per second over all videos (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    pub comments_per_sec: f64,
+    /// Likes per second over all videos (0: none).
+    #[arg(long, default_value_t = 50.0)]
+    pub likes_per_sec: f64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Distinct users the requests rotate through (PREFIX0, PREFIX1, …).
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    #[arg(long, default_value = "u")]
+    pub user_prefix: String,
+    /// Length of each comment text in characters.
+    #[arg(long, default_value_t = 32)]
+    pub text_len: usize,
+    /// Bearer token for the publisher's POSTs (the body then carries no `user`).
+    #[arg(long, env = "LOADGEN_BEARER")]
+    pub bearer: Option<String>,
+    /// Timeout of one request.
+    #[arg(long, default_value = "5s")]
+    pub request_timeout: Dur,
+}
+
+/// A duration flag: `10` (seconds), `10s`, `250ms`, `2m`, `1.5s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => s.split_at(i),
+            None => (s, "s"),
+        };
+        let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+        let secs = match unit {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h)")),
+        };
+        Duration::try_from_secs_f64(secs)
+            .map(Dur)
+            .map_err(|e| format!("bad duration {s:?}: {e}"))
+    }
+}
+
+/// The video ids of a run.
+pub fn video_ids(c: &CommonArgs) -> Vec<String> {
+    (0..c.videos).map(|i| format!("{}{i:04}", c.video_prefix)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_flags() {
+        assert_eq!("10".parse::<Dur>().unwrap().0, Duration::from_secs(10));
+        assert_eq!("250ms".parse::<Dur>().unwrap().0, Duration::from_millis(250));
+        assert_eq!("1.5m".parse::<Dur>().unwrap().0, Duration::from_secs(90));
+        assert!("5x".parse::<Dur>().is_err());
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

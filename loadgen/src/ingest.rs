@@ -1,0 +1,151 @@
+//! Sending one like or comment: HTTP POST to a publisher, or protobuf request-reply on the
+//! NATS ingest subjects. Success is a 202 either way.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use anyhow::Context;
+use bytes::Bytes;
+use live_proto::v1::{CommentRequest, IngestReply, LikeRequest};
+use live_proto::{VideoId, subjects};
+use prost::Message;
+use serde::Serialize;
+
+use crate::cli::{PublishArgs, Via};
+use crate::target::split_list;
+
+/// What is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Comment,
+    Like,
+}
+
+/// A connected ingest path.
+pub enum Ingest {
+    Http {
+        client: reqwest::Client,
+        bases: Vec<String>,
+        bearer: Option<String>,
+        next: AtomicUsize,
+    },
+    Nats(async_nats::Client),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+impl Ingest {
+    pub async fn connect(args: &PublishArgs) -> anyhow::Result<Ingest> {
+        let timeout = args.request_timeout.0;
+        Ok(match args.via {
+            Via::Http => {
+                let bases: Vec<String> = split_list(&args.publisher)
+                    .into_iter()
+                    .map(|b| b.trim_end_matches('/').to_owned())
+                    .collect();
+                anyhow::ensure!(!bases.is_empty(), "--publisher lists no URL");
+                let client = reqwest::Client::builder()
+                    .timeout(timeout)
+                    .pool_max_idle_per_host(args.concurrency)
+                    .tcp_nodelay(true)
+                    .build()?;
+                Ingest::Http {
+                    client,
+                    bases,
+                    bearer: args.bearer.clone(),
+                    next: AtomicUsize::new(0),
+                }
+            }
+            Via::Nats => {
+                let mut opts = async_nats::ConnectOptions::new()
+                    .name("loadgen")
+                    .request_timeout(Some(timeout));
+                if let Some(path) = &args.nats_creds {
+                    opts = opts.credentials_file(path).await.context("--nats-creds")?;
+                }
+                if let (Some(u), Some(p)) = (&args.nats_user, &args.nats_password) {
+                    opts = opts.user_and_password(u.clone(), p.clone());
+                }
+                let urls = split_list(&args.nats);
+                let client = async_nats::connect_with_options(urls.as_slice(), opts)
+                    .await
+                    .with_context(|| format!("connecting to NATS at {}", args.nats))?;
+                Ingest::Nats(client)
+            }
+        })
+    }
+
+    /// Sends one request; `Err` says why it was not accepted.
+    pub async fn send(&self, kind: Kind, video: &str, user: &str, text: &str) -> Result<(), String> {
+        match self {
+            Ingest::Http {
+                client,
+                bases,
+                bearer,
+                next,
+            } => {
+                let base = &bases[next.fetch_add(1, Relaxed) % bases.len()];
+                let (path, body) = match kind {
+                    Kind::Comment => ("comments", Body { user: Some(user), text: Some(text) }),
+                    Kind::Like => ("likes", Body { user: Some(user), text: None }),
+                };
+                let body = Body {
+                    user: body.user.filter(|_| bearer.is_none()),
+                    ..body
+                };
+                let mut req = client
+                    .post(format!("{base}/v1/videos/{video}/{path}"))
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
+                if let Some(token) = bearer {
+                    req = req.bearer_auth(token);
+                }
+                let resp = req.send().await.map_err(|e| format!("{e:#}"))?;
+                let status = resp.status();
+                let body = resp.bytes().await.map_err(|e| format!("{e:#}"))?;
+                if status.as_u16() == 202 {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])))
+                }
+            }
+            Ingest::Nats(client) => {
+                let id = VideoId::parse(video).map_err(|e| e.to_string())?;
+                let (subject, payload) = match kind {
+                    Kind::Comment => (
+                        subjects::ingest_comment(&id),
+                        CommentRequest {
+                            user: user.to_owned(),
+                            text: text.to_owned(),
+                            idempotency_key: String::new(),
+                        }
+                        .encode_to_vec(),
+                    ),
+                    Kind::Like => (
+                        subjects::ingest_like(&id),
+                        LikeRequest {
+                            user: user.to_owned(),
+                            idempotency_key: String::new(),
+                        }
+                        .encode_to_vec(),
+                    ),
+                };
+                let msg = client
+                    .request(subject, Bytes::from(payload))
+                    .await
+                    .map_err(|e| format!("NATS request: {e}"))?;
+                let reply = IngestReply::decode(msg.payload).map_err(|e| format!("bad IngestReply: {e}"))?;
+                if reply.status == 202 {
+                    Ok(())
+                } else {
+                    Err(format!("status {}: {}", reply.status, reply.error))
+                }
+            }
+        }
+    }
+}

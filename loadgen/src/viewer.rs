@@ -1,0 +1,367 @@
+//! One SSE viewer: a raw HTTP/1.1 GET on a tokio socket bound to a chosen source address,
+//! read with a per-thread buffer (an idle connection holds no read buffer), reconnecting
+//! with `Last-Event-ID` until the task is aborted.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::MutexGuard;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{Instant, timeout_at};
+
+use crate::audience::{Audience, Slot};
+use crate::response::{Decoder, Fed};
+use crate::sse::Item;
+use crate::stats::{self, Counts, Phase, Shard};
+use crate::target::Target;
+
+/// Bytes read from a socket per `try_read`; shared by all connections of a worker thread.
+const READ_BUF: usize = 32 * 1024;
+
+thread_local! {
+    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
+}
+
+/// What survives reconnects.
+#[derive(Debug, Default)]
+struct State {
+    /// Highest comment id seen: duplicate detection and the `Last-Event-ID` to resume from.
+    last_id: u64,
+    /// The server's `retry:` in ms.
+    retry_ms: Option<u64>,
+    /// Consecutive sessions that failed before opening.
+    failures: u32,
+}
+
+/// Runs viewer `i` of the audience until aborted (or its first end, without reconnects).
+pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
+    let g = aud.offset + i;
+    let video = &aud.videos[g % aud.videos.len()];
+    let target = &aud.targets[(g / aud.videos.len()) % aud.targets.len()];
+    let source = (!aud.source_ips.is_empty()).then(|| aud.source_ips[g % aud.source_ips.len()]);
+    let shard = aud.stats.shard(i);
+    let slot = &aud.slots[i];
+    let mut st = State::default();
+    let mut rng = (g as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    loop {
+        let mut opened = false;
+        let result = session(&aud, target, video, source, &mut st, shard, slot, &mut opened).await;
+        let mut tally = Counts::default();
+        if opened {
+            tally.disconnects = 1;
+            slot.open.store(false, Relaxed);
+            st.failures = 0;
+        } else {
+            tally.connect_failures = 1;
+            st.failures += 1;
+        }
+        shard.counters.add(&tally);
+        if let Err(e) = result {
+            aud.log_error(format_args!("viewer {g} ({video} via {}): {e:#}", target.addr));
+        }
+        if !aud.reconnect {
+            return;
+        }
+        let base = st.retry_ms.unwrap_or(1000).clamp(100, 30_000);
+        let ms = (base << st.failures.min(4)).min(15_000);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let jittered = ms / 2 + rng % ms.max(1);
+        tokio::time::sleep(Duration::from_millis(jittered)).await;
+    }
+}
+
+/// One connection: connect, request, read events until the stream ends or breaks.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    aud: &Audience,
+    target: &Target,
+    video: &str,
+    source: Option<IpAddr>,
+    st: &mut State,
+    shard: &Shard,
+    slot: &Slot,
+    opened: &mut bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + aud.connect_timeout;
+    let mut stream = timeout_at(deadline, connect(target, source, aud.recv_buffer))
+        .await
+        .map_err(|_| anyhow::anyhow!("connect timed out"))??;
+    let mut req = format!(
+        "GET {}/v1/videos/{video}/events{} HTTP/1.1\r\nHost: {}\r\n\
+         Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: loadgen\r\n",
+        target.prefix, aud.query, target.host
+    );
+    if st.last_id > 0 {
+        req.push_str(&format!("Last-Event-ID: {}\r\n", st.last_id));
+    }
+    req.push_str("\r\n");
+    timeout_at(deadline, stream.write_all(req.as_bytes()))
+        .await
+        .map_err(|_| anyhow::anyhow!("request write timed out"))??;
+    let mut dec = Decoder::default();
+    loop {
+        if dec.is_open() {
+            stream.readable().await?;
+        } else {
+            timeout_at(deadline, stream.readable())
+                .await
+                .map_err(|_| anyhow::anyhow!("no response head in time"))??;
+        }
+        let step = BUF.with_borrow_mut(|buf| match stream.try_read(buf) {
+            Ok(0) => Ok(None),
+            Ok(n) => {
+                let mut batch = Batch::new(shard, st, aud.stats.phase() >= Phase::Measure);
+                batch.tally.bytes = n as u64;
+                let fed = dec.feed(&buf[..n], &mut |item| batch.on_item(item));
+                batch.finish(slot);
+                fed.map(Some).map_err(anyhow::Error::from)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(Fed::default())),
+            Err(e) => Err(e.into()),
+        })?;
+        match step {
+            None if *opened => return Ok(()),
+            None => anyhow::bail!("connection closed before the response head"),
+            Some(fed) => {
+                if fed.opened {
+                    *opened = true;
+                    slot.open.store(true, Relaxed);
+                    shard.counters.connects.fetch_add(1, Relaxed);
+                }
+                if fed.ended {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Opens the TCP connection, bound to `source` when given.
+async fn connect(
+    target: &Target,
+    source: Option<IpAddr>,
+    recv_buffer: u32,
+) -> std::io::Result<TcpStream> {
+    let sock = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if recv_buffer > 0 {
+        sock.set_recv_buffer_size(recv_buffer)?;
+    }
+    if let Some(ip) = source {
+        bind_address_no_port(&sock);
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    sock.connect(target.addr).await
+}
+
+/// Lets the kernel pick the source port at `connect` time, per destination, so one source
+/// address serves more than the ephemeral range across several frontends. Best effort.
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(sock: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a c_int option value of the stated size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_sock: &TcpSocket) {}
+
+/// Recording of one read's worth of events: counters are summed locally and flushed once,
+/// the histogram lock is taken at most once.
+struct Batch<'a> {
+    tally: Counts,
+    shard: &'a Shard,
+    hist: Option<MutexGuard<'a, Histogram<u64>>>,
+    now_us: u64,
+    st: &'a mut State,
+    measuring: bool,
+    window: u64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(shard: &'a Shard, st: &'a mut State, measuring: bool) -> Self {
+        Batch {
+            tally: Counts::default(),
+            shard,
+            hist: None,
+            now_us: 0,
+            st,
+            measuring,
+            window: 0,
+        }
+    }
+
+    fn on_item(&mut self, item: Item<'_>) {
+        let e = match item {
+            Item::Event(e) => e,
+            Item::Comment => {
+                self.tally.heartbeats += 1;
+                return;
+            }
+            Item::Retry(ms) => {
+                self.st.retry_ms = Some(ms);
+                return;
+            }
+        };
+        let t = &mut self.tally;
+        t.events += 1;
+        match e.name {
+            b"comment" => {
+                let Ok(c) = serde_json::from_slice::<CommentData>(e.data) else {
+                    t.bad_events += 1;
+                    return;
+                };
+                let id = e
+                    .id
+                    .and_then(|i| std::str::from_utf8(i).ok()?.parse().ok())
+                    .or(c.id);
+                if let Some(id) = id {
+                    if id <= self.st.last_id {
+                        t.duplicates += 1;
+                        return;
+                    }
+                    self.st.last_id = id;
+                }
+                t.comments += 1;
+                self.window += u64::from(self.measuring);
+                if self.now_us == 0 {
+                    self.now_us = now_us();
+                }
+                let lat = self.now_us.saturating_sub((c.ts.max(0.0) * 1000.0) as u64);
+                let shard = self.shard;
+                let h = self
+                    .hist
+                    .get_or_insert_with(|| shard.latency.lock().unwrap_or_else(|e| e.into_inner()));
+                stats::record(h, lat);
+            }
+            b"likes" => match serde_json::from_slice::<LikesData>(e.data) {
+                Ok(l) => {
+                    t.likes_events += 1;
+                    t.likes_sum += l.count;
+                }
+                Err(_) => t.bad_events += 1,
+            },
+            b"snapshot" => t.snapshots += 1,
+            b"viewers" => t.viewer_counts += 1,
+            b"reset" => t.resets += 1,
+            _ => t.other_events += 1,
+        }
+    }
+
+    fn finish(self, slot: &Slot) {
+        drop(self.hist);
+        self.shard.counters.add(&self.tally);
+        if self.window > 0 {
+            slot.window_comments.fetch_add(self.window, Relaxed);
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The fields of a `comment` event that matter here.
+#[derive(Deserialize)]
+struct CommentData {
+    #[serde(default, deserialize_with = "id_string_or_number")]
+    id: Option<u64>,
+    /// When the publisher accepted it, UNIX ms.
+    ts: f64,
+}
+
+#[derive(Deserialize)]
+struct LikesData {
+    count: u64,
+}
+
+/// A comment id as `"123"` or `123`; anything else counts as no id.
+fn id_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct IdVisitor;
+    impl Visitor<'_> for IdVisitor {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a decimal id")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.parse().ok())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(u64::try_from(v).ok())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(IdVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sse::Event;
+
+    #[test]
+    fn counts_comments_duplicates_and_likes() {
+        let shard = Shard {
+            counters: Default::default(),
+            latency: std::sync::Mutex::new(stats::new_histogram()),
+        };
+        let slot = Slot::default();
+        let mut st = State::default();
+        let ts = live_proto::now_ms();
+        let data = format!(r#"{{"id":"5","user":"u","text":"a \"ts\": 1","ts":{ts}}}"#);
+        let mut b = Batch::new(&shard, &mut st, true);
+        let comment = |id: Option<&'static [u8]>| {
+            Item::Event(Event {
+                name: b"comment",
+                data: data.as_bytes(),
+                id,
+            })
+        };
+        b.on_item(comment(Some(b"5")));
+        b.on_item(comment(Some(b"5")));
+        b.on_item(comment(None)); // falls back to the JSON id: a duplicate too
+        b.on_item(Item::Event(Event {
+            name: b"likes",
+            data: br#"{"count":3,"total":10}"#,
+            id: None,
+        }));
+        b.on_item(Item::Comment);
+        b.finish(&slot);
+        let c = shard.counters.load();
+        assert_eq!((c.events, c.comments, c.duplicates), (4, 1, 2));
+        assert_eq!((c.likes_events, c.likes_sum, c.heartbeats), (1, 3, 1));
+        assert_eq!(slot.window_comments.load(Relaxed), 1);
+        assert_eq!(st.last_id, 5);
+        let h = shard.latency.lock().unwrap();
+        assert_eq!(h.len(), 1);
+        assert!(h.max() < 5_000_000, "latency {} µs", h.max());
+    }
+}

@@ -1,0 +1,74 @@
+//! Accepting a comment: store it in the COMMENTS stream and answer with its id once
+//! JetStream acknowledged the write. JetStream's republish then delivers it live.
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use live_proto::{CommentText, UserId, VideoId, subjects, v1};
+use prost::Message as _;
+
+/// Why a comment could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("JetStream publish failed: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+}
+
+#[derive(Clone)]
+pub struct CommentStore {
+    js: jetstream::Context,
+    region: String,
+}
+
+/// A stored comment's id: its sequence in the COMMENTS stream, the cursor viewers
+/// resume from (`Last-Event-ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommentId(pub u64);
+
+impl std::fmt::Display for CommentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl CommentStore {
+    pub fn new(js: jetstream::Context, region: String) -> Self {
+        Self { js, region }
+    }
+
+    /// Stores the comment; returns after JetStream acknowledged it. `dedupe_key` becomes
+    /// the `Nats-Msg-Id`: a retry with the same key within the duplicate window is stored
+    /// once and answered with the original id.
+    pub async fn store(
+        &self,
+        video: &VideoId,
+        user: &UserId,
+        text: CommentText,
+        dedupe_key: String,
+    ) -> Result<CommentId, StoreError> {
+        let comment = v1::Comment {
+            video: video.to_string(),
+            user: user.to_string(),
+            text: text.into_string(),
+            accepted_at_ms: live_proto::now_ms(),
+            region: self.region.clone(),
+        };
+        let publish = PublishMessage::build()
+            .payload(comment.encode_to_vec().into())
+            .message_id(dedupe_key);
+        let ack = self
+            .js
+            .send_publish(subjects::store_comment(video), publish)
+            .await?
+            .await?;
+        metrics::counter!("publisher_comments_stored_total").increment(1);
+        if ack.duplicate {
+            metrics::counter!("publisher_comments_duplicate_total").increment(1);
+        }
+        Ok(CommentId(ack.sequence))
+    }
+}
+
+/// A random message id for requests without an `Idempotency-Key`.
+pub fn random_key() -> String {
+    use rand::Rng;
+    format!("{:032x}", rand::rng().random::<u128>())
+}

@@ -1,0 +1,67 @@
+//! The publisher's configuration: command-line flags and their environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use live_common::duration::parse as parse_duration;
+use live_common::nats::NatsArgs;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "publisher",
+    version,
+    about = "Likes/comments backend: validates, stores durably in JetStream, publishes"
+)]
+pub struct Config {
+    /// Address to listen on for HTTP.
+    #[arg(long, env = "PUBLISHER_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// Region name, stamped on every accepted like and comment.
+    #[arg(long, env = "REGION", default_value = "local")]
+    pub region: String,
+
+    /// JetStream replicas of the COMMENTS and LIKES streams (3 on a 3-node cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+
+    /// Group-commit window for likes: likes of one video arriving within it are stored
+    /// with one counter write (e.g. "5ms").
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    pub like_window: Duration,
+
+    /// How long comments are kept for replay (`Last-Event-ID`), e.g. "24h".
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub comment_retention: Duration,
+
+    /// How many comments per video are kept for replay.
+    #[arg(long, default_value_t = 10_000)]
+    pub comments_per_video: i64,
+
+    /// Per-user rate limit on likes: sustained likes per second (burst is 2× this).
+    #[arg(long, default_value_t = 20.0)]
+    pub likes_per_sec: f64,
+
+    /// Per-user rate limit on comments: sustained comments per second (burst is 5× this).
+    #[arg(long, default_value_t = 1.0)]
+    pub comments_per_sec: f64,
+
+    /// Turn the per-user rate limits off (benchmarks).
+    #[arg(long)]
+    pub no_rate_limit: bool,
+
+    /// Origin allowed to POST from a browser (CORS), "*" for any.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
+    pub cors_origin: String,
+}
+
+impl Config {
+    /// A configuration for tests: the given NATS URL, defaults elsewhere.
+    pub fn for_nats(url: &str) -> Self {
+        use clap::Parser;
+        Config::parse_from(["publisher", "--nats", url])
+    }
+}

@@ -1,0 +1,113 @@
+//! The likes/comments backend: accepts likes and comments over HTTP and NATS, validates
+//! them, stores them durably in JetStream and publishes them to the frontends.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`streams`]: the COMMENTS and LIKES JetStream streams, created or updated at start.
+//! - [`comments`]: storing a comment (its id is its stream sequence).
+//! - [`likes`]: group commit of likes into the LIKES counter stream.
+//! - [`ratelimit`]: per-user token buckets.
+//! - [`service`]: the two operations both edges call.
+//! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
+//! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`, request-reply).
+
+pub mod comments;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod likes;
+pub mod ratelimit;
+pub mod service;
+pub mod streams;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, Method, header};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Connect(#[from] live_common::nats::ConnectError),
+    #[error(transparent)]
+    Streams(#[from] streams::StreamSetupError),
+    #[error("cannot subscribe to the ingest subjects: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error("invalid --cors-origin: {0}")]
+    Cors(String),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the publisher on `listener` until `shutdown` resolves; then stops taking new
+/// requests, answers those in flight and flushes pending likes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    live_common::telemetry::prometheus();
+    let name = format!("publisher-{}-{}", config.region, std::process::id());
+    let client = live_common::nats::connect(&config.nats, &name, None).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    streams::ensure(&js, &config).await?;
+
+    let limiter = |rate: f64, burst: f64| {
+        (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
+    };
+    let service = Arc::new(service::Service {
+        comments: comments::CommentStore::new(js, config.region.clone()),
+        likes: likes::LikeBatcher::spawn(client.clone(), config.region.clone(), config.like_window),
+        like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),
+        comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let ingest = tokio::spawn(ingest::serve(client.clone(), service.clone(), stopped));
+
+    let app = http::router(service)
+        .merge(live_common::ops::router(client.clone()))
+        .layer(cors(&config.cors_origin)?)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    tracing::info!(addr = %listener.local_addr()?, region = %config.region, "publisher listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    match ingest.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => tracing::error!(error = %e, "ingest task failed"),
+    }
+    let _ = client.flush().await;
+    tracing::info!("publisher stopped");
+    Ok(())
+}
+
+fn cors(origin: &str) -> Result<CorsLayer, Error> {
+    let allow = if origin == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::exact(HeaderValue::from_str(origin).map_err(|e| Error::Cors(e.to_string()))?)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            "idempotency-key".parse().unwrap(),
+        ]))
+}

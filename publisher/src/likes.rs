@@ -1,0 +1,238 @@
+//! Likes, coalesced by group commit: likes of one video that arrive within the window
+//! (`--like-window`) are stored with one `Nats-Incr` write to the LIKES counter stream,
+//! and every like of the batch is answered after that write was acknowledged. Then one
+//! `Likes {count, total}` event goes to `live.v1.{video}.likes`.
+//!
+//! A single batcher task owns the pending batches (no locks); flushes run concurrently,
+//! at most [`MAX_FLUSHES`] at a time: while they are in flight new likes accumulate, so
+//! batches grow with load instead of latency.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use live_proto::{VideoId, subjects, v1};
+use prost::Message as _;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Flushes in flight at once.
+pub const MAX_FLUSHES: usize = 16;
+/// Likes waiting for the batcher; beyond it, senders wait (backpressure).
+pub const QUEUE: usize = 65_536;
+
+/// Why a like could not be stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LikeError {
+    #[error("JetStream counter write failed: {0}")]
+    Store(String),
+    #[error("the publisher is shutting down")]
+    Closed,
+}
+
+/// Who waits for a like's outcome.
+pub enum Waiter {
+    /// An HTTP request, answered through the channel with the new total.
+    Http(oneshot::Sender<Result<u64, LikeError>>),
+    /// A NATS ingest request, answered on its reply subject.
+    Nats(async_nats::Subject),
+    /// Nobody (fire-and-forget ingest).
+    None,
+}
+
+pub struct Like {
+    pub video: VideoId,
+    pub accepted_at_ms: i64,
+    pub waiter: Waiter,
+}
+
+/// The handle request handlers use; cheap to clone.
+#[derive(Clone)]
+pub struct LikeBatcher {
+    tx: mpsc::Sender<Like>,
+}
+
+impl LikeBatcher {
+    /// Starts the batcher task; it ends when every handle is dropped, after flushing.
+    pub fn spawn(client: async_nats::Client, region: String, window: Duration) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let js = jetstream::new(client.clone());
+        tokio::spawn(run(
+            rx,
+            Flusher {
+                js,
+                client,
+                region: region.into(),
+            },
+            window,
+        ));
+        LikeBatcher { tx }
+    }
+
+    /// Queues a like; waits if the queue is full.
+    pub async fn submit(&self, like: Like) -> Result<(), LikeError> {
+        self.tx.send(like).await.map_err(|_| LikeError::Closed)
+    }
+
+    /// Queues a like and waits until it is stored; returns the video's new total.
+    pub async fn like(&self, video: VideoId) -> Result<u64, LikeError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Like {
+            video,
+            accepted_at_ms: live_proto::now_ms(),
+            waiter: Waiter::Http(tx),
+        })
+        .await?;
+        rx.await.map_err(|_| LikeError::Closed)?
+    }
+}
+
+/// Likes of one video waiting for the next flush.
+struct Batch {
+    count: u64,
+    oldest_ms: i64,
+    waiters: Vec<Waiter>,
+}
+
+#[derive(Clone)]
+struct Flusher {
+    js: jetstream::Context,
+    client: async_nats::Client,
+    region: Arc<str>,
+}
+
+async fn run(mut rx: mpsc::Receiver<Like>, flusher: Flusher, window: Duration) {
+    let permits = Arc::new(Semaphore::new(MAX_FLUSHES));
+    let mut pending: HashMap<VideoId, Batch> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        add(&mut pending, first);
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            tokio::select! {
+                like = rx.recv() => match like {
+                    Some(like) => add(&mut pending, like),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        // Waiting for a permit lets the next batch grow while earlier flushes finish.
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        let batches = std::mem::take(&mut pending);
+        let flusher = flusher.clone();
+        tokio::spawn(async move {
+            flusher.flush(batches).await;
+            drop(permit);
+        });
+    }
+    // Every handle dropped: wait for the flushes in flight.
+    let _ = permits.acquire_many(MAX_FLUSHES as u32).await;
+}
+
+fn add(pending: &mut HashMap<VideoId, Batch>, like: Like) {
+    let batch = pending.entry(like.video).or_insert_with(|| Batch {
+        count: 0,
+        oldest_ms: like.accepted_at_ms,
+        waiters: Vec::new(),
+    });
+    batch.count += 1;
+    batch.oldest_ms = batch.oldest_ms.min(like.accepted_at_ms);
+    if !matches!(like.waiter, Waiter::None) {
+        batch.waiters.push(like.waiter);
+    }
+}
+
+impl Flusher {
+    async fn flush(&self, batches: HashMap<VideoId, Batch>) {
+        let mut writes: FuturesUnordered<_> = batches
+            .into_iter()
+            .map(|(video, batch)| async move {
+                let result = self.increment(&video, batch.count).await;
+                (video, batch, result)
+            })
+            .collect();
+        while let Some((video, batch, result)) = writes.next().await {
+            match &result {
+                Ok(total) => {
+                    metrics::counter!("publisher_likes_stored_total").increment(batch.count);
+                    metrics::counter!("publisher_like_writes_total").increment(1);
+                    let event = v1::Likes {
+                        video: video.to_string(),
+                        count: batch.count,
+                        total: *total,
+                        accepted_at_ms: batch.oldest_ms,
+                        region: self.region.to_string(),
+                    };
+                    if let Err(e) = self
+                        .client
+                        .publish(subjects::live_likes(&video), event.encode_to_vec().into())
+                        .await
+                    {
+                        tracing::warn!(%video, error = %e, "publishing likes event failed");
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("publisher_like_write_errors_total").increment(1);
+                    tracing::warn!(%video, error = %e, count = batch.count, "storing likes failed");
+                }
+            }
+            for waiter in batch.waiters {
+                self.answer(waiter, result.clone()).await;
+            }
+        }
+    }
+
+    /// Adds `count` to the video's counter; returns the new total.
+    async fn increment(&self, video: &VideoId, count: u64) -> Result<u64, LikeError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Incr", format!("+{count}").as_str());
+        let ack = self
+            .js
+            .publish_with_headers(subjects::likes_counter(video), headers, Bytes::new())
+            .await
+            .map_err(|e| LikeError::Store(e.to_string()))?
+            .await
+            .map_err(|e| LikeError::Store(e.to_string()))?;
+        ack.value
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                LikeError::Store(format!("counter ack without a value: {:?}", ack.value))
+            })
+    }
+
+    async fn answer(&self, waiter: Waiter, result: Result<u64, LikeError>) {
+        match waiter {
+            Waiter::Http(tx) => {
+                let _ = tx.send(result);
+            }
+            Waiter::Nats(reply) => {
+                let reply_msg = match result {
+                    Ok(total) => v1::IngestReply {
+                        status: 202,
+                        total,
+                        ..Default::default()
+                    },
+                    Err(e) => v1::IngestReply {
+                        status: 503,
+                        error: e.to_string(),
+                        ..Default::default()
+                    },
+                };
+                let _ = self
+                    .client
+                    .publish(reply, reply_msg.encode_to_vec().into())
+                    .await;
+            }
+            Waiter::None => {}
+        }
+    }
+}

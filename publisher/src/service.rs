@@ -1,0 +1,108 @@
+//! The publisher's two operations, shared by both edges (HTTP and NATS ingest): checks
+//! the rate limit, then stores the like or comment. Inputs arrive already validated.
+
+use live_proto::{CommentText, UserId, VideoId};
+
+use crate::comments::{self, CommentId, CommentStore};
+use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
+use crate::ratelimit::RateLimiter;
+
+/// Why an operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedError {
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<RefusedError> for live_common::ApiError {
+    fn from(e: RefusedError) -> Self {
+        match e {
+            RefusedError::RateLimited { retry_after_secs } => {
+                live_common::ApiError::RateLimited { retry_after_secs }
+            }
+            RefusedError::Unavailable(cause) => {
+                live_common::ApiError::unavailable("storage", cause)
+            }
+        }
+    }
+}
+
+impl From<LikeError> for RefusedError {
+    fn from(e: LikeError) -> Self {
+        RefusedError::Unavailable(e.to_string())
+    }
+}
+
+pub struct Service {
+    pub comments: CommentStore,
+    pub likes: LikeBatcher,
+    pub like_limit: Option<RateLimiter>,
+    pub comment_limit: Option<RateLimiter>,
+}
+
+impl Service {
+    fn limit(limiter: &Option<RateLimiter>, user: &UserId) -> Result<(), RefusedError> {
+        match limiter {
+            Some(l) => l.check(user).map_err(|retry_after_secs| {
+                metrics::counter!("publisher_rate_limited_total").increment(1);
+                RefusedError::RateLimited { retry_after_secs }
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Stores a like and waits for the durable write; returns the video's new total.
+    pub async fn like(&self, video: VideoId, user: &UserId) -> Result<u64, RefusedError> {
+        Self::limit(&self.like_limit, user)?;
+        Ok(self.likes.like(video).await?)
+    }
+
+    /// Queues a like whose outcome is answered by the batcher itself (NATS ingest).
+    pub async fn like_answered_by(
+        &self,
+        video: VideoId,
+        user: &UserId,
+        waiter: Waiter,
+    ) -> Result<(), RefusedError> {
+        Self::limit(&self.like_limit, user)?;
+        let like = Like {
+            video,
+            accepted_at_ms: live_proto::now_ms(),
+            waiter,
+        };
+        Ok(self.likes.submit(like).await?)
+    }
+
+    /// Stores a comment; returns its id after JetStream acknowledged it. A retry with
+    /// the same `idempotency_key` is stored once and gets the same id.
+    pub async fn comment(
+        &self,
+        video: &VideoId,
+        user: &UserId,
+        text: CommentText,
+        idempotency_key: Option<&str>,
+    ) -> Result<CommentId, RefusedError> {
+        Self::limit(&self.comment_limit, user)?;
+        let key = match idempotency_key {
+            Some(k) => format!("{video}.{user}.{k}"),
+            None => comments::random_key(),
+        };
+        self.comments
+            .store(video, user, text, key)
+            .await
+            .map_err(|e| RefusedError::Unavailable(e.to_string()))
+    }
+}
+
+/// Validates an `Idempotency-Key`: like an id, 1–64 of `[A-Za-z0-9_-]`.
+pub fn idempotency_key(raw: &str) -> Result<&str, live_proto::InvalidInput> {
+    live_proto::ids::UserId::parse(raw)
+        .map(|_| raw)
+        .map_err(|_| {
+            live_proto::InvalidInput(
+                "Idempotency-Key must be 1 to 64 of A-Z, a-z, 0-9, '_' and '-'".into(),
+            )
+        })
+}
