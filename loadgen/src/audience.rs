@@ -46,7 +46,11 @@ pub struct Audience {
 }
 
 impl Audience {
-    pub async fn new(args: &ViewerArgs, videos: Vec<String>, stats: Arc<Stats>) -> anyhow::Result<Self> {
+    pub async fn new(
+        args: &ViewerArgs,
+        videos: Vec<String>,
+        stats: Arc<Stats>,
+    ) -> anyhow::Result<Self> {
         let mut targets = Vec::new();
         for url in split_list(&args.frontend) {
             targets.push(Target::resolve(&url).await?);
@@ -54,7 +58,10 @@ impl Audience {
         anyhow::ensure!(!targets.is_empty(), "--frontend lists no URL");
         let source_ips = split_list(args.source_ips.as_deref().unwrap_or_default())
             .iter()
-            .map(|s| s.parse().map_err(|e| anyhow::anyhow!("--source-ips {s}: {e}")))
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| anyhow::anyhow!("--source-ips {s}: {e}"))
+            })
             .collect::<anyhow::Result<_>>()?;
         Ok(Audience {
             stats,
@@ -62,7 +69,11 @@ impl Audience {
             source_ips,
             videos,
             offset: args.viewer_offset,
-            query: args.token.as_ref().map(|t| format!("?token={t}")).unwrap_or_default(),
+            query: args
+                .token
+                .as_ref()
+                .map(|t| format!("?token={t}"))
+                .unwrap_or_default(),
             recv_buffer: args.recv_buffer,
             connect_timeout: args.connect_timeout.0,
             reconnect: !args.no_reconnect,

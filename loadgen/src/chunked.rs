@@ -86,7 +86,7 @@ impl Chunked {
                 (State::DataCr | State::DataLf, b'\n') => State::Size,
                 (State::TrailerStart, b'\r') => State::TrailerLf,
                 (State::TrailerStart | State::TrailerLf, b'\n') => State::Done,
-                (State::TrailerStart | State::TrailerLine, b'\n') => State::TrailerStart,
+                (State::TrailerLine, b'\n') => State::TrailerStart,
                 (State::TrailerStart | State::TrailerLine, _) => State::TrailerLine,
                 (State::Done, _) => return Ok(true),
                 _ => return Err("malformed chunked encoding"),

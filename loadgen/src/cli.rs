@@ -196,7 +196,9 @@ impl FromStr for Dur {
 
 /// The video ids of a run.
 pub fn video_ids(c: &CommonArgs) -> Vec<String> {
-    (0..c.videos).map(|i| format!("{}{i:04}", c.video_prefix)).collect()
+    (0..c.videos)
+        .map(|i| format!("{}{i:04}", c.video_prefix))
+        .collect()
 }
 
 #[cfg(test)]
@@ -206,7 +208,10 @@ mod tests {
     #[test]
     fn durations_and_flags() {
         assert_eq!("10".parse::<Dur>().unwrap().0, Duration::from_secs(10));
-        assert_eq!("250ms".parse::<Dur>().unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            "250ms".parse::<Dur>().unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!("1.5m".parse::<Dur>().unwrap().0, Duration::from_secs(90));
         assert!("5x".parse::<Dur>().is_err());
         use clap::CommandFactory;

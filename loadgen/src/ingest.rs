@@ -81,7 +81,13 @@ impl Ingest {
     }
 
     /// Sends one request; `Err` says why it was not accepted.
-    pub async fn send(&self, kind: Kind, video: &str, user: &str, text: &str) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        kind: Kind,
+        video: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), String> {
         match self {
             Ingest::Http {
                 client,
@@ -91,8 +97,20 @@ impl Ingest {
             } => {
                 let base = &bases[next.fetch_add(1, Relaxed) % bases.len()];
                 let (path, body) = match kind {
-                    Kind::Comment => ("comments", Body { user: Some(user), text: Some(text) }),
-                    Kind::Like => ("likes", Body { user: Some(user), text: None }),
+                    Kind::Comment => (
+                        "comments",
+                        Body {
+                            user: Some(user),
+                            text: Some(text),
+                        },
+                    ),
+                    Kind::Like => (
+                        "likes",
+                        Body {
+                            user: Some(user),
+                            text: None,
+                        },
+                    ),
                 };
                 let body = Body {
                     user: body.user.filter(|_| bearer.is_none()),
@@ -111,7 +129,10 @@ impl Ingest {
                 if status.as_u16() == 202 {
                     Ok(())
                 } else {
-                    Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])))
+                    Err(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    ))
                 }
             }
             Ingest::Nats(client) => {
@@ -139,7 +160,8 @@ impl Ingest {
                     .request(subject, Bytes::from(payload))
                     .await
                     .map_err(|e| format!("NATS request: {e}"))?;
-                let reply = IngestReply::decode(msg.payload).map_err(|e| format!("bad IngestReply: {e}"))?;
+                let reply = IngestReply::decode(msg.payload)
+                    .map_err(|e| format!("bad IngestReply: {e}"))?;
                 if reply.status == 202 {
                     Ok(())
                 } else {

@@ -39,7 +39,10 @@ impl KindStats {
     }
 
     pub fn latency(&self) -> Histogram<u64> {
-        self.latency.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -86,12 +89,21 @@ impl Publisher {
     /// Publishes for `window`, then waits (bounded) for the requests still in flight.
     pub async fn run_for(self: &Arc<Self>, window: Duration) {
         let until = Instant::now() + window;
-        let c = tokio::spawn(self.clone().pace(Kind::Comment, self.args.comments_per_sec, until));
-        let l = tokio::spawn(self.clone().pace(Kind::Like, self.args.likes_per_sec, until));
+        let c = tokio::spawn(
+            self.clone()
+                .pace(Kind::Comment, self.args.comments_per_sec, until),
+        );
+        let l = tokio::spawn(
+            self.clone()
+                .pace(Kind::Like, self.args.likes_per_sec, until),
+        );
         let _ = tokio::join!(c, l);
         let grace = self.args.request_timeout.0 + Duration::from_secs(1);
         let all = self.args.concurrency as u32;
-        if tokio::time::timeout(grace, self.sem.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(grace, self.sem.acquire_many(all))
+            .await
+            .is_err()
+        {
             eprintln!("loadgen: requests still in flight after {grace:?}; not counted");
         }
     }
@@ -109,7 +121,9 @@ impl Publisher {
                 return;
             }
             tokio::time::sleep_until(due).await;
-            let Ok(Ok(permit)) = tokio::time::timeout_at(until, self.sem.clone().acquire_owned()).await else {
+            let Ok(Ok(permit)) =
+                tokio::time::timeout_at(until, self.sem.clone().acquire_owned()).await
+            else {
                 return;
             };
             let me = self.clone();
@@ -137,7 +151,10 @@ impl Publisher {
             Ok(()) => {
                 st.accepted.fetch_add(1, Relaxed);
                 st.per_video[v].fetch_add(1, Relaxed);
-                stats::record(&mut st.latency.lock().unwrap_or_else(|e| e.into_inner()), us);
+                stats::record(
+                    &mut st.latency.lock().unwrap_or_else(|e| e.into_inner()),
+                    us,
+                );
             }
             Err(e) => {
                 st.failed.fetch_add(1, Relaxed);

@@ -204,14 +204,21 @@ mod tests {
             }
             assert_eq!(opened, 1, "step {step}");
             assert!(ended, "step {step}");
-            assert_eq!(got, ["retry 2000", "snapshot::11", "comment:12:41", "hb"], "step {step}");
+            assert_eq!(
+                got,
+                ["retry 2000", "snapshot::11", "comment:12:41", "hb"],
+                "step {step}"
+            );
         }
     }
 
     #[test]
     fn non_200_is_an_error() {
         let mut d = Decoder::default();
-        let r = d.feed(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n", &mut |_| {});
+        let r = d.feed(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+            &mut |_| {},
+        );
         assert_eq!(r, Err(Error::Status(503)));
     }
 }

@@ -42,7 +42,11 @@ pub struct SseParser {
 
 impl SseParser {
     /// Parses `input`, calling `f` for every complete item.
-    pub fn feed(&mut self, mut input: &[u8], f: &mut impl FnMut(Item<'_>)) -> Result<(), &'static str> {
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        f: &mut impl FnMut(Item<'_>),
+    ) -> Result<(), &'static str> {
         if self.skip_lf && !input.is_empty() {
             self.skip_lf = false;
             if input[0] == b'\n' {
@@ -143,7 +147,8 @@ mod tests {
                         "{}|{}|{}",
                         String::from_utf8_lossy(e.name),
                         String::from_utf8_lossy(e.data),
-                        e.id.map(|i| String::from_utf8_lossy(i).into_owned()).unwrap_or_default()
+                        e.id.map(|i| String::from_utf8_lossy(i).into_owned())
+                            .unwrap_or_default()
                     ),
                     Item::Comment => "comment".into(),
                     Item::Retry(ms) => format!("retry {ms}"),
@@ -156,7 +161,8 @@ mod tests {
 
     #[test]
     fn parses_any_split_and_any_line_end() {
-        let stream: &[u8] = b"retry: 1500\n: hb\r\nevent: comment\rid: 7\r\ndata: {\"a\":1}\r\ndata:x\n\n\
+        let stream: &[u8] =
+            b"retry: 1500\n: hb\r\nevent: comment\rid: 7\r\ndata: {\"a\":1}\r\ndata:x\n\n\
             event:likes\ndata: {}\n\n: ignored\ndata: plain\n\nevent: only-event\n\n";
         let want = vec![
             "retry 1500",
@@ -168,7 +174,11 @@ mod tests {
         ];
         for step in 1..=stream.len() {
             let parts: Vec<&[u8]> = stream.chunks(step).collect();
-            assert_eq!(collect(&mut SseParser::default(), &parts), want, "step {step}");
+            assert_eq!(
+                collect(&mut SseParser::default(), &parts),
+                want,
+                "step {step}"
+            );
         }
     }
 

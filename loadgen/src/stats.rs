@@ -47,10 +47,6 @@ macro_rules! counters {
             pub fn minus(&self, o: &Counts) -> Counts {
                 Counts { $($f: self.$f.saturating_sub(o.$f),)* }
             }
-
-            pub fn is_zero(&self) -> bool {
-                *self == Counts::default()
-            }
         }
     };
 }

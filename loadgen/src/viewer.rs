@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, Visitor};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout_at};
@@ -51,7 +51,17 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
     let mut rng = (g as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     loop {
         let mut opened = false;
-        let result = session(&aud, target, video, source, &mut st, shard, slot, &mut opened).await;
+        let result = session(
+            &aud,
+            target,
+            video,
+            source,
+            &mut st,
+            shard,
+            slot,
+            &mut opened,
+        )
+        .await;
         let mut tally = Counts::default();
         if opened {
             tally.disconnects = 1;
@@ -63,7 +73,10 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
         }
         shard.counters.add(&tally);
         if let Err(e) = result {
-            aud.log_error(format_args!("viewer {g} ({video} via {}): {e:#}", target.addr));
+            aud.log_error(format_args!(
+                "viewer {g} ({video} via {}): {e:#}",
+                target.addr
+            ));
         }
         if !aud.reconnect {
             return;
@@ -231,10 +244,9 @@ impl<'a> Batch<'a> {
                     t.bad_events += 1;
                     return;
                 };
-                let id = e
-                    .id
-                    .and_then(|i| std::str::from_utf8(i).ok()?.parse().ok())
-                    .or(c.id);
+                let id =
+                    e.id.and_then(|i| std::str::from_utf8(i).ok()?.parse().ok())
+                        .or(c.id);
                 if let Some(id) = id {
                     if id <= self.st.last_id {
                         t.duplicates += 1;

@@ -1,0 +1,165 @@
+//! A test system: one real nats-server, a publisher and frontends started in-process on
+//! free ports through their `run(listener, config, shutdown)`, stopped on drop.
+
+use std::time::Duration;
+
+use testkit::NatsServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use testkit::{SseClient, SseEvent};
+
+/// A running service; dropping it signals shutdown.
+pub struct Service {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Signals shutdown and waits until `run` returned.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn<F, Fut, E>(run: F) -> Service
+where
+    F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel();
+    let fut = run(listener, stopped);
+    let task = tokio::spawn(async move {
+        if let Err(e) = fut.await {
+            panic!("service failed: {e}");
+        }
+    });
+    let service = Service {
+        url,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    wait_healthy(&service.url).await;
+    service
+}
+
+async fn wait_healthy(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not become healthy");
+}
+
+/// Starts a publisher against `nats` with `configure` applied to its default config.
+pub async fn publisher(
+    nats: &NatsServer,
+    configure: impl FnOnce(&mut publisher::Config),
+) -> Service {
+    let mut config = publisher::Config::for_nats(&nats.url());
+    configure(&mut config);
+    spawn(|listener, stop| async move {
+        publisher::run(listener, config, async {
+            let _ = stop.await;
+        })
+        .await
+    })
+    .await
+}
+
+/// Starts a frontend against `nats` with `configure` applied to its default config.
+pub async fn frontend(nats: &NatsServer, configure: impl FnOnce(&mut frontend::Config)) -> Service {
+    let mut config = frontend::Config::for_nats(&nats.url());
+    configure(&mut config);
+    spawn(|listener, stop| async move {
+        frontend::run(listener, config, async {
+            let _ = stop.await;
+        })
+        .await
+    })
+    .await
+}
+
+/// `POST {url}` with a JSON body; returns the status and the JSON answer.
+pub async fn post_json(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    let json = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Posts a comment; panics unless accepted; returns its id.
+pub async fn comment(publisher: &Service, video: &str, user: &str, text: &str) -> String {
+    let (status, body) = post_json(
+        &format!("{}/v1/videos/{video}/comments", publisher.url),
+        serde_json::json!({ "user": user, "text": text }),
+    )
+    .await;
+    assert_eq!(status, 202, "comment refused: {body}");
+    body["id"].as_str().expect("id").to_owned()
+}
+
+/// Posts a like; panics unless accepted; returns the new total.
+pub async fn like(publisher: &Service, video: &str, user: &str) -> u64 {
+    let (status, body) = post_json(
+        &format!("{}/v1/videos/{video}/likes", publisher.url),
+        serde_json::json!({ "user": user }),
+    )
+    .await;
+    assert_eq!(status, 202, "like refused: {body}");
+    body["total"].as_u64().expect("total")
+}
+
+/// Opens a viewer of `video` on `frontend` and reads its `snapshot`.
+pub async fn viewer(frontend: &Service, video: &str, last_event_id: Option<&str>) -> SseClient {
+    let mut sse = SseClient::connect(
+        &format!("{}/v1/videos/{video}/events", frontend.url),
+        last_event_id,
+    )
+    .await
+    .expect("connect viewer");
+    assert_eq!(sse.status, 200);
+    let first = sse.expect(Duration::from_secs(10)).await;
+    assert_eq!(first.event, "snapshot", "first event must be the snapshot");
+    sse
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}

@@ -1,0 +1,377 @@
+//! The result of a run: JSON (with base64 HDR V2 histograms, mergeable across processes)
+//! and a human table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Counts, new_histogram};
+
+/// Everything one process (or a merge of several) measured.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    /// `viewers`, `publish`, `run` (or `merged`).
+    pub mode: String,
+    pub processes: u32,
+    /// Length of the measurement window, s (the longest one after a merge).
+    pub window_s: f64,
+    /// Each process's CPU use over the window, % of one core.
+    pub cpu_percent: Vec<f64>,
+    pub viewers: ViewerReport,
+    pub publish: PublishReport,
+}
+
+/// What the viewers saw.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViewerReport {
+    pub target: u64,
+    /// Open at the start of the window (the viewers loss is computed for).
+    pub connected_at_start: u64,
+    pub connected_at_end: u64,
+    /// Failed connection attempts over the whole run, ramp included.
+    pub connect_failures_total: u64,
+    /// Counters over the window (drain included).
+    pub counts: Counts,
+    /// Delivered events per second over the window (drain excluded).
+    pub events_per_sec: f64,
+    pub comments_per_sec: f64,
+    /// Comment end-to-end latency: publisher accept (`ts`) to receipt.
+    pub latency: Latency,
+    /// The same, base64 of the HDR V2 serialization (µs).
+    pub latency_hist: String,
+    pub loss: Loss,
+    /// Per video: window viewers, comments received, comments accepted by publishing.
+    pub videos: Vec<VideoCount>,
+}
+
+/// Per-video tallies for the loss computation.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VideoCount {
+    pub video: String,
+    /// Viewers connected when the window started.
+    pub viewers: u64,
+    /// New comments those viewers received in the window.
+    pub received: u64,
+    /// Comments accepted for this video by publishing in the window.
+    pub accepted: u64,
+}
+
+/// Expected = Σ viewers × accepted per video; lost/extra are the per-video shortfall/excess.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Loss {
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Received beyond expected (another publisher, or comments from before the window).
+    pub extra: u64,
+}
+
+impl Loss {
+    pub fn compute(videos: &[VideoCount]) -> Loss {
+        videos.iter().fold(Loss::default(), |mut l, v| {
+            let expected = v.viewers * v.accepted;
+            l.expected += expected;
+            l.received += v.received;
+            l.lost += expected.saturating_sub(v.received);
+            l.extra += v.received.saturating_sub(expected);
+            l
+        })
+    }
+}
+
+/// A latency summary in milliseconds.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    pub fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latency {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// What publishing did.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishReport {
+    /// `http`, `nats`, or empty when this process did not publish.
+    pub via: String,
+    pub comments: KindReport,
+    pub likes: KindReport,
+}
+
+/// Requests of one kind.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KindReport {
+    pub sent: u64,
+    pub accepted: u64,
+    pub failed: u64,
+    /// Accepted per second over the window.
+    pub accepted_per_sec: f64,
+    /// Request latency (send to 202).
+    pub latency: Latency,
+    pub latency_hist: String,
+}
+
+impl KindReport {
+    fn merge(&mut self, o: &KindReport) -> anyhow::Result<()> {
+        self.sent += o.sent;
+        self.accepted += o.accepted;
+        self.failed += o.failed;
+        self.accepted_per_sec += o.accepted_per_sec;
+        self.latency_hist = merge_hists(&self.latency_hist, &o.latency_hist)?;
+        self.latency = Latency::of(&decode_hist(&self.latency_hist)?);
+        Ok(())
+    }
+}
+
+/// Base64 of the HDR V2 serialization.
+pub fn encode_hist(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .expect("serializing into a Vec");
+    B64.encode(buf)
+}
+
+/// The inverse of [`encode_hist`]; an empty string is an empty histogram.
+pub fn decode_hist(s: &str) -> anyhow::Result<Histogram<u64>> {
+    let mut h = new_histogram();
+    if !s.is_empty() {
+        let bytes = B64.decode(s).context("histogram base64")?;
+        let d: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+        h.add(&d).map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+    }
+    Ok(h)
+}
+
+fn merge_hists(a: &str, b: &str) -> anyhow::Result<String> {
+    let mut h = decode_hist(a)?;
+    h.add(&decode_hist(b)?)
+        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+    Ok(encode_hist(&h))
+}
+
+/// Merges the results of several processes.
+pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
+    let mut out = Report {
+        mode: "merged".into(),
+        ..Report::default()
+    };
+    let mut videos = BTreeMap::<String, VideoCount>::new();
+    let mut vias = Vec::new();
+    for r in reports {
+        out.processes += r.processes.max(1);
+        out.window_s = out.window_s.max(r.window_s);
+        out.cpu_percent.extend(&r.cpu_percent);
+        let (v, o) = (&mut out.viewers, &r.viewers);
+        v.target += o.target;
+        v.connected_at_start += o.connected_at_start;
+        v.connected_at_end += o.connected_at_end;
+        v.connect_failures_total += o.connect_failures_total;
+        v.counts = v.counts.plus(&o.counts);
+        v.events_per_sec += o.events_per_sec;
+        v.comments_per_sec += o.comments_per_sec;
+        v.latency_hist = merge_hists(&v.latency_hist, &o.latency_hist)?;
+        for vc in &o.videos {
+            let e = videos
+                .entry(vc.video.clone())
+                .or_insert_with(|| VideoCount {
+                    video: vc.video.clone(),
+                    ..VideoCount::default()
+                });
+            e.viewers += vc.viewers;
+            e.received += vc.received;
+            e.accepted += vc.accepted;
+        }
+        out.publish.comments.merge(&r.publish.comments)?;
+        out.publish.likes.merge(&r.publish.likes)?;
+        if !r.publish.via.is_empty() && !vias.contains(&r.publish.via) {
+            vias.push(r.publish.via.clone());
+        }
+    }
+    out.publish.via = vias.join("+");
+    out.viewers.latency = Latency::of(&decode_hist(&out.viewers.latency_hist)?);
+    out.viewers.videos = videos.into_values().collect();
+    out.viewers.loss = Loss::compute(&out.viewers.videos);
+    Ok(out)
+}
+
+impl Report {
+    /// The human table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(t, "  {k:<22} {v}");
+        };
+        row(
+            "mode",
+            format!(
+                "{} ({} process(es), window {:.1} s)",
+                self.mode, self.processes, self.window_s
+            ),
+        );
+        let v = &self.viewers;
+        if v.target > 0 {
+            let c = &v.counts;
+            row(
+                "viewers connected",
+                format!(
+                    "{}/{} at start, {} at end",
+                    v.connected_at_start, v.target, v.connected_at_end
+                ),
+            );
+            row(
+                "failed connects",
+                format!(
+                    "{} (disconnects in window {})",
+                    v.connect_failures_total, c.disconnects
+                ),
+            );
+            row(
+                "delivered events/s",
+                format!("{:.0} ({} events)", v.events_per_sec, c.events),
+            );
+            row(
+                "comments received",
+                format!(
+                    "{} ({:.0}/s), duplicates {}",
+                    c.comments, v.comments_per_sec, c.duplicates
+                ),
+            );
+            row("comment latency ms", fmt_latency(&v.latency));
+            row(
+                "likes events",
+                format!("{} (sum of counts {})", c.likes_events, c.likes_sum),
+            );
+            row(
+                "other events",
+                format!(
+                    "snapshot {}, viewers {}, reset {}, heartbeat {}, other {}, unparsable {}",
+                    c.snapshots,
+                    c.viewer_counts,
+                    c.resets,
+                    c.heartbeats,
+                    c.other_events,
+                    c.bad_events
+                ),
+            );
+            let l = &v.loss;
+            let loss = if l.expected == 0 {
+                format!(
+                    "n/a (no comments published in this result; received {})",
+                    l.received
+                )
+            } else {
+                format!(
+                    "{} of {} expected ({:.4}%), received {}, extra {}",
+                    l.lost,
+                    l.expected,
+                    l.lost as f64 * 100.0 / l.expected as f64,
+                    l.received,
+                    l.extra
+                )
+            };
+            row("comment loss", loss);
+        }
+        let p = &self.publish;
+        if !p.via.is_empty() {
+            for (name, k) in [("comments", &p.comments), ("likes", &p.likes)] {
+                row(
+                    &format!("published {name} ({})", p.via),
+                    format!(
+                        "{} sent, {} accepted ({:.0}/s), {} failed",
+                        k.sent, k.accepted, k.accepted_per_sec, k.failed
+                    ),
+                );
+                if k.accepted > 0 {
+                    row(&format!("  {name} request ms"), fmt_latency(&k.latency));
+                }
+            }
+        }
+        let cpu: Vec<String> = self
+            .cpu_percent
+            .iter()
+            .map(|c| format!("{c:.0}%"))
+            .collect();
+        row("loadgen cpu (1 core)", cpu.join(" "));
+        t
+    }
+}
+
+fn fmt_latency(l: &Latency) -> String {
+    format!(
+        "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
+        l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_sums_counts_and_histograms() {
+        let mk = |lat_us: u64, received: u64, accepted: u64| {
+            let mut h = new_histogram();
+            h.record(lat_us).unwrap();
+            let mut r = Report {
+                mode: "run".into(),
+                processes: 1,
+                window_s: 10.0,
+                cpu_percent: vec![50.0],
+                ..Report::default()
+            };
+            r.viewers.latency_hist = encode_hist(&h);
+            r.viewers.videos = vec![VideoCount {
+                video: "v0000".into(),
+                viewers: 2,
+                received,
+                accepted,
+            }];
+            r
+        };
+        let json = serde_json::to_string(&mk(1000, 10, 5)).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        let m = merge(&[back, mk(3000, 6, 3)]).unwrap();
+        assert_eq!(m.processes, 2);
+        assert_eq!(m.viewers.latency.count, 2);
+        assert!((m.viewers.latency.max_ms - 3.0).abs() < 0.01);
+        // 4 viewers × 8 accepted = 32 expected, 16 received.
+        assert_eq!((m.viewers.loss.expected, m.viewers.loss.lost), (32, 16));
+        assert!(m.table().contains("comment loss"));
+    }
+}
