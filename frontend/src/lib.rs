@@ -7,11 +7,13 @@
 //! - [`room`]: one video on this node: its subscription, gap detection, likes
 //!   coalescing, viewer counts, heartbeats.
 //! - [`viewer`]: one viewer's stream: snapshot, replay, live, bounded queue, drain.
+//! - [`coalesce`]: likes coalescing (one `likes` event per interval at most).
 //! - [`history`]: reads from JetStream (likes total, stored comments).
 //! - [`sse`]: encoding of events, once per node.
 //! - [`cursor`]: the `Last-Event-ID` parser.
 //! - [`http`]: the routes.
 
+pub mod coalesce;
 pub mod config;
 pub mod cursor;
 pub mod history;

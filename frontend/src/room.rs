@@ -26,6 +26,7 @@ use prost::Message as _;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::coalesce::LikeCoalescer;
 use crate::rooms::Shared;
 use crate::sse::{self, Frame};
 
@@ -191,15 +192,6 @@ impl Room {
     }
 }
 
-/// Pending coalesced likes.
-#[derive(Default)]
-struct PendingLikes {
-    count: u64,
-    oldest_ms: i64,
-    due: Option<Instant>,
-    last_flush: Option<Instant>,
-}
-
 /// Other frontends' viewer counts for this video.
 #[derive(Default)]
 struct Presence {
@@ -226,7 +218,7 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     tracing::debug!(%video, "room open");
 
     let cfg = &shared.config;
-    let mut likes = PendingLikes::default();
+    let mut likes = LikeCoalescer::new(cfg.like_interval);
     let mut presence = Presence {
         dirty: true,
         ..Default::default()
@@ -246,7 +238,7 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
                 Some(msg) => on_message(&room, &shared, &mut likes, &mut presence, msg).await,
                 None => break,
             },
-            _ = tokio::time::sleep_until(likes.due.unwrap_or(far)), if likes.due.is_some() => {
+            _ = tokio::time::sleep_until(likes.due().unwrap_or(far)), if likes.due().is_some() => {
                 flush_likes(&room, &mut likes);
             }
             _ = tick.tick() => presence_tick(&room, &shared, &mut presence).await,
@@ -302,7 +294,7 @@ async fn load_baseline(room: &Room, shared: &Shared) {
 async fn on_message(
     room: &Room,
     shared: &Shared,
-    likes: &mut PendingLikes,
+    likes: &mut LikeCoalescer,
     presence: &mut Presence,
     msg: async_nats::Message,
 ) {
@@ -318,18 +310,7 @@ async fn on_message(
                     let mut state = room.state();
                     state.likes_total = state.likes_total.max(l.total);
                 }
-                if likes.count == 0 {
-                    likes.oldest_ms = l.accepted_at_ms;
-                }
-                likes.count += l.count;
-                likes.oldest_ms = likes.oldest_ms.min(l.accepted_at_ms);
-                if likes.due.is_none() {
-                    let now = Instant::now();
-                    let earliest = likes
-                        .last_flush
-                        .map_or(now, |t| t + shared.config.like_interval);
-                    likes.due = Some(earliest.max(now));
-                }
+                likes.add(l.count, l.accepted_at_ms, Instant::now());
             }
             Err(_) => undecodable(),
         },
@@ -434,16 +415,12 @@ async fn catch_up(room: &Room, shared: &Shared) {
     }
 }
 
-fn flush_likes(room: &Room, likes: &mut PendingLikes) {
-    likes.due = None;
-    if likes.count == 0 {
-        return;
+fn flush_likes(room: &Room, likes: &mut LikeCoalescer) {
+    if let Some(batch) = likes.flush(Instant::now()) {
+        let total = room.state().likes_total;
+        room.likes
+            .send_replace(Some(sse::likes(batch.count, total, batch.oldest_ms)));
     }
-    let total = room.state().likes_total;
-    room.likes
-        .send_replace(Some(sse::likes(likes.count, total, likes.oldest_ms)));
-    likes.count = 0;
-    likes.last_flush = Some(Instant::now());
 }
 
 async fn presence_tick(room: &Room, shared: &Shared, presence: &mut Presence) {

@@ -24,7 +24,7 @@ pub fn raise_open_files(viewers: usize) {
                 lim.rlim_cur = lim.rlim_max;
             }
         }
-        lim.rlim_cur as u64
+        lim.rlim_cur
     };
     if viewers as u64 + SPARE_FDS > soft {
         eprintln!(

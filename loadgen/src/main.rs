@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     let limit = plan.hard_limit();
     let json_out = plan.common.json_out.clone();
     let report = rt
-        .block_on(tokio::time::timeout(limit, scenario::run(plan)))
+        .block_on(async { tokio::time::timeout(limit, scenario::run(plan)).await })
         .map_err(|_| anyhow::anyhow!("run exceeded its time bound of {limit:?}"))??;
     scenario::emit(&report, json_out.as_deref())?;
     // Do not wait for stray tasks (requests past their timeout, NATS client).

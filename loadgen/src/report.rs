@@ -355,6 +355,7 @@ mod tests {
                 cpu_percent: vec![50.0],
                 ..Report::default()
             };
+            r.viewers.target = 2;
             r.viewers.latency_hist = encode_hist(&h);
             r.viewers.videos = vec![VideoCount {
                 video: "v0000".into(),

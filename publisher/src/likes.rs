@@ -236,3 +236,36 @@ impl Flusher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn like(video: &str, at: i64) -> Like {
+        Like {
+            video: VideoId::parse(video).unwrap(),
+            accepted_at_ms: at,
+            waiter: Waiter::None,
+        }
+    }
+
+    #[test]
+    fn likes_are_grouped_per_video_with_the_oldest_time() {
+        let mut pending = HashMap::new();
+        for (v, at) in [("a", 30), ("b", 5), ("a", 10), ("a", 20)] {
+            add(&mut pending, like(v, at));
+        }
+        let (tx, _rx) = oneshot::channel();
+        add(
+            &mut pending,
+            Like {
+                waiter: Waiter::Http(tx),
+                ..like("b", 7)
+            },
+        );
+        let a = &pending[&VideoId::parse("a").unwrap()];
+        let b = &pending[&VideoId::parse("b").unwrap()];
+        assert_eq!((a.count, a.oldest_ms, a.waiters.len()), (3, 10, 0));
+        assert_eq!((b.count, b.oldest_ms, b.waiters.len()), (2, 5, 1));
+    }
+}
