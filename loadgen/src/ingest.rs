@@ -123,9 +123,9 @@ impl Ingest {
                 if let Some(token) = bearer {
                     req = req.bearer_auth(token);
                 }
-                let resp = req.send().await.map_err(|e| format!("{e:#}"))?;
+                let resp = req.send().await.map_err(|e| chain(&e))?;
                 let status = resp.status();
-                let body = resp.bytes().await.map_err(|e| format!("{e:#}"))?;
+                let body = resp.bytes().await.map_err(|e| chain(&e))?;
                 if status.as_u16() == 202 {
                     Ok(())
                 } else {
@@ -170,4 +170,16 @@ impl Ingest {
             }
         }
     }
+}
+
+/// An error with its sources (reqwest hides the cause, e.g. "connection refused", there).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

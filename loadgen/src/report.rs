@@ -26,6 +26,10 @@ pub struct Report {
     pub cpu_percent: Vec<f64>,
     pub viewers: ViewerReport,
     pub publish: PublishReport,
+    /// Comment loss over the window, from `videos`.
+    pub loss: Loss,
+    /// Per video: window viewers, comments received, comments accepted by publishing.
+    pub videos: Vec<VideoCount>,
 }
 
 /// What the viewers saw.
@@ -47,9 +51,6 @@ pub struct ViewerReport {
     pub latency: Latency,
     /// The same, base64 of the HDR V2 serialization (µs).
     pub latency_hist: String,
-    pub loss: Loss,
-    /// Per video: window viewers, comments received, comments accepted by publishing.
-    pub videos: Vec<VideoCount>,
 }
 
 /// Per-video tallies for the loss computation.
@@ -206,7 +207,7 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
         v.events_per_sec += o.events_per_sec;
         v.comments_per_sec += o.comments_per_sec;
         v.latency_hist = merge_hists(&v.latency_hist, &o.latency_hist)?;
-        for vc in &o.videos {
+        for vc in &r.videos {
             let e = videos
                 .entry(vc.video.clone())
                 .or_insert_with(|| VideoCount {
@@ -225,8 +226,8 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     }
     out.publish.via = vias.join("+");
     out.viewers.latency = Latency::of(&decode_hist(&out.viewers.latency_hist)?);
-    out.viewers.videos = videos.into_values().collect();
-    out.viewers.loss = Loss::compute(&out.viewers.videos);
+    out.videos = videos.into_values().collect();
+    out.loss = Loss::compute(&out.videos);
     Ok(out)
 }
 
@@ -235,7 +236,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut t = String::new();
         let mut row = |k: &str, v: String| {
-            let _ = writeln!(t, "  {k:<22} {v}");
+            let _ = writeln!(t, "  {k:<26} {v}");
         };
         row(
             "mode",
@@ -289,7 +290,7 @@ impl Report {
                     c.bad_events
                 ),
             );
-            let l = &v.loss;
+            let l = &self.loss;
             let loss = if l.expected == 0 {
                 format!(
                     "n/a (no comments published in this result; received {})",
@@ -310,6 +311,9 @@ impl Report {
         let p = &self.publish;
         if !p.via.is_empty() {
             for (name, k) in [("comments", &p.comments), ("likes", &p.likes)] {
+                if k.sent == 0 {
+                    continue;
+                }
                 row(
                     &format!("published {name} ({})", p.via),
                     format!(
@@ -357,7 +361,7 @@ mod tests {
             };
             r.viewers.target = 2;
             r.viewers.latency_hist = encode_hist(&h);
-            r.viewers.videos = vec![VideoCount {
+            r.videos = vec![VideoCount {
                 video: "v0000".into(),
                 viewers: 2,
                 received,
@@ -372,7 +376,7 @@ mod tests {
         assert_eq!(m.viewers.latency.count, 2);
         assert!((m.viewers.latency.max_ms - 3.0).abs() < 0.01);
         // 4 viewers × 8 accepted = 32 expected, 16 received.
-        assert_eq!((m.viewers.loss.expected, m.viewers.loss.lost), (32, 16));
+        assert_eq!((m.loss.expected, m.loss.lost), (32, 16));
         assert!(m.table().contains("comment loss"));
     }
 }

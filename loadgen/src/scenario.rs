@@ -156,8 +156,6 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         comments_per_sec: during.comments as f64 / measured,
         latency: Latency::of(&latency),
         latency_hist: encode_hist(&latency),
-        loss: Loss::compute(&videos),
-        videos,
     };
     let publish = match &publisher {
         Some(p) => PublishReport {
@@ -178,6 +176,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
             ViewerReport::default()
         },
         publish,
+        loss: Loss::compute(&videos),
+        videos,
     })
 }
 
