@@ -81,6 +81,11 @@ pub async fn publisher(
 ) -> Service {
     let mut config = publisher::Config::for_nats(&nats.url());
     configure(&mut config);
+    start_publisher(config).await
+}
+
+/// Starts a publisher with `config` (its `listen` is ignored: a free port is used).
+pub async fn start_publisher(config: publisher::Config) -> Service {
     spawn(|listener, stop| async move {
         publisher::run(listener, config, async {
             let _ = stop.await;
@@ -94,6 +99,11 @@ pub async fn publisher(
 pub async fn frontend(nats: &NatsServer, configure: impl FnOnce(&mut frontend::Config)) -> Service {
     let mut config = frontend::Config::for_nats(&nats.url());
     configure(&mut config);
+    start_frontend(config).await
+}
+
+/// Starts a frontend with `config` (its `listen` is ignored: a free port is used).
+pub async fn start_frontend(config: frontend::Config) -> Service {
     spawn(|listener, stop| async move {
         frontend::run(listener, config, async {
             let _ = stop.await;
@@ -162,4 +172,27 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f()
+}
+
+/// A frontend as a real process (so it can be killed with -9), on a free port.
+pub async fn frontend_process(nats_urls: &str, extra: &[&str]) -> (testkit::Process, Service) {
+    let port = testkit::free_port();
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--nats".into(),
+        nats_urls.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let process = testkit::Process::start("frontend", &args);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&url).await;
+    (
+        process,
+        Service {
+            url,
+            stop: None,
+            task: None,
+        },
+    )
 }

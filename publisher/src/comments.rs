@@ -5,6 +5,8 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use live_proto::{CommentText, UserId, VideoId, subjects, v1};
 use prost::Message as _;
 
+use crate::retry;
+
 /// Why a comment could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,14 +53,20 @@ impl CommentStore {
             accepted_at_ms: live_proto::now_ms(),
             region: self.region.clone(),
         };
-        let publish = PublishMessage::build()
-            .payload(comment.encode_to_vec().into())
-            .message_id(dedupe_key);
-        let ack = self
-            .js
-            .send_publish(subjects::store_comment(video), publish)
-            .await?
-            .await?;
+        let payload = bytes::Bytes::from(comment.encode_to_vec());
+        let subject = subjects::store_comment(video);
+        // The same message with the same Nats-Msg-Id on every attempt: stored once.
+        let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
+            let publish = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(&dedupe_key);
+            let subject = subject.clone();
+            async move {
+                let ack = self.js.send_publish(subject, publish).await?;
+                Ok::<_, StoreError>(ack.await?)
+            }
+        })
+        .await?;
         metrics::counter!("publisher_comments_stored_total").increment(1);
         if ack.duplicate {
             metrics::counter!("publisher_comments_duplicate_total").increment(1);

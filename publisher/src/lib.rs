@@ -7,6 +7,7 @@
 //! - [`comments`]: storing a comment (its id is its stream sequence).
 //! - [`likes`]: group commit of likes into the LIKES counter stream.
 //! - [`ratelimit`]: per-user token buckets.
+//! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
 //! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`, request-reply).
@@ -17,6 +18,7 @@ pub mod http;
 pub mod ingest;
 pub mod likes;
 pub mod ratelimit;
+pub mod retry;
 pub mod service;
 pub mod streams;
 
@@ -53,7 +55,7 @@ pub async fn run(
     live_common::telemetry::prometheus();
     let name = format!("publisher-{}-{}", config.region, std::process::id());
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
-    let js = async_nats::jetstream::new(client.clone());
+    let js = retry::context(client.clone());
     streams::ensure(&js, &config).await?;
 
     let limiter = |rate: f64, burst: f64| {

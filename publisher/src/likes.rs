@@ -18,6 +18,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use live_proto::{VideoId, subjects, v1};
 use prost::Message as _;
+
+use crate::retry;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Flushes in flight at once.
@@ -60,7 +62,7 @@ impl LikeBatcher {
     /// Starts the batcher task; it ends when every handle is dropped, after flushing.
     pub fn spawn(client: async_nats::Client, region: String, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let js = jetstream::new(client.clone());
+        let js = crate::retry::context(client.clone());
         tokio::spawn(run(
             rx,
             Flusher {
@@ -190,23 +192,51 @@ impl Flusher {
         }
     }
 
-    /// Adds `count` to the video's counter; returns the new total.
+    /// Adds `count` to the video's counter; returns the new total. Retried through
+    /// failures with one `Nats-Msg-Id` per batch, so a batch is counted once.
     async fn increment(&self, video: &VideoId, count: u64) -> Result<u64, LikeError> {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Incr", format!("+{count}").as_str());
-        let ack = self
+        let subject = subjects::likes_counter(video);
+        let msg_id = crate::comments::random_key();
+        let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Incr", format!("+{count}").as_str());
+            headers.insert("Nats-Msg-Id", msg_id.as_str());
+            let subject = subject.clone();
+            async move {
+                self.js
+                    .publish_with_headers(subject, headers, Bytes::new())
+                    .await
+                    .map_err(|e| LikeError::Store(e.to_string()))?
+                    .await
+                    .map_err(|e| LikeError::Store(e.to_string()))
+            }
+        })
+        .await?;
+        match ack.value.as_deref().and_then(|v| v.parse().ok()) {
+            Some(total) => Ok(total),
+            // A retried batch that had been stored: its ack carries no value; read it.
+            None => self.current_total(&subject).await,
+        }
+    }
+
+    async fn current_total(&self, subject: &str) -> Result<u64, LikeError> {
+        #[derive(serde::Deserialize)]
+        struct Counter {
+            val: String,
+        }
+        let stream = self
             .js
-            .publish_with_headers(subjects::likes_counter(video), headers, Bytes::new())
-            .await
-            .map_err(|e| LikeError::Store(e.to_string()))?
+            .get_stream_no_info(subjects::LIKES_STREAM)
             .await
             .map_err(|e| LikeError::Store(e.to_string()))?;
-        ack.value
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                LikeError::Store(format!("counter ack without a value: {:?}", ack.value))
-            })
+        let msg = stream
+            .direct_get_last_for_subject(subject)
+            .await
+            .map_err(|e| LikeError::Store(e.to_string()))?;
+        serde_json::from_slice::<Counter>(&msg.payload)
+            .ok()
+            .and_then(|c| c.val.parse().ok())
+            .ok_or_else(|| LikeError::Store("counter value is not a number".into()))
     }
 
     async fn answer(&self, waiter: Waiter, result: Result<u64, LikeError>) {

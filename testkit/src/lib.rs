@@ -4,12 +4,21 @@
 //! # Layout
 //! - [`nats_server`]: [`NatsServer`], a nats-server on free ports with a temporary store,
 //!   killed on drop.
+//! - [`nats_cluster`]: [`NatsCluster`], a 3-node JetStream cluster on free ports.
+//! - [`process`]: [`Process`], a workspace binary as a real process (kill -9, SIGTERM).
+//! - [`proxy`]: [`Proxy`], a TCP proxy that adds latency or cuts a link.
 //! - [`sse`]: [`SseClient`] and [`SseEvent`], an `EventSource`-like reader over reqwest.
 
+pub mod nats_cluster;
 pub mod nats_server;
+pub mod process;
+pub mod proxy;
 pub mod sse;
 
+pub use nats_cluster::NatsCluster;
 pub use nats_server::NatsServer;
+pub use process::Process;
+pub use proxy::Proxy;
 pub use sse::{SseClient, SseEvent};
 
 /// A free TCP port on 127.0.0.1 (bound, then released).

@@ -37,19 +37,37 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments (e.g. `-c file.conf`).
     pub fn start_with(extra: &[&str]) -> Self {
+        let server = Self::launch(extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts a server without waiting until it is ready (cluster nodes are ready only
+    /// once a quorum runs).
+    pub fn launch(extra: &[&str]) -> Self {
+        Self::launch_on(crate::free_port(), extra)
+    }
+
+    /// Like [`launch`](Self::launch), on a given client port.
+    pub fn launch_on(port: u16, extra: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("temporary JetStream store");
         let mut server = NatsServer {
             child: None,
             store,
-            port: crate::free_port(),
+            port,
             monitor_port: crate::free_port(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
-        server.spawn();
+        server.spawn_process();
         server
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::File::create(self.store.path().join("nats-server.log"))
             .expect("nats-server log file");
         let child = Command::new(binary())
@@ -68,11 +86,11 @@ impl NatsServer {
                 )
             });
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+    /// Waits until `/healthz` says ok (JetStream included); panics after 30 s.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://127.0.0.1:{}/healthz", self.monitor_port);
         while Instant::now() < deadline {
             if let Ok(body) = http_get(&url)
@@ -95,6 +113,11 @@ impl NatsServer {
         std::fs::read_to_string(self.store.path().join("nats-server.log")).unwrap_or_default()
     }
 
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server (SIGKILL) and keeps its store.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -107,6 +130,12 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts a killed server again (same ports, same store) without waiting.
+    pub fn relaunch(&mut self) {
+        self.kill();
+        self.spawn_process();
     }
 
     /// `GET /connz?subs=detail` of the monitoring endpoint, as JSON.

@@ -1,0 +1,116 @@
+//! The project's binaries as real processes, for tests that kill them (`kill -9`) or
+//! signal them (SIGTERM). Killed on drop; output goes to a log file.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The path of a workspace binary (`frontend`, `publisher`, `loadgen`), built by cargo
+/// beside the test executable; built on demand if missing.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    path
+}
+
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+    args: Vec<String>,
+    log_dir: TempDir,
+    restarts: usize,
+}
+
+impl Process {
+    /// Starts the workspace binary `name` with `args`.
+    pub fn start(name: &str, args: &[String]) -> Process {
+        let mut p = Process {
+            child: None,
+            name: name.to_owned(),
+            args: args.to_vec(),
+            log_dir: tempfile::tempdir().expect("log dir"),
+            restarts: 0,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.log_path()).expect("log file");
+        let child = Command::new(bin(&self.name))
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.log_dir
+            .path()
+            .join(format!("{}-{}.log", self.name, self.restarts))
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// SIGKILL: no goodbye, no drain.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; returns whether it exited.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Starts the process again with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.restarts += 1;
+        self.spawn();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
