@@ -71,10 +71,7 @@ pub struct Claims {
 impl Claims {
     /// True if the `videos` claim lists `video` or `"*"`.
     pub fn allows_video(&self, video: &str) -> bool {
-        self.videos
-            .iter()
-            .flatten()
-            .any(|v| v == "*" || v == video)
+        self.videos.iter().flatten().any(|v| v == "*" || v == video)
     }
 }
 
@@ -120,8 +117,7 @@ impl Key {
     /// Signs `claims` as an HS256 token.
     pub fn sign(&self, claims: &Claims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let signing_input = format!("{header}.{payload}");
         let mut mac = self.mac();
         mac.update(signing_input.as_bytes());
@@ -225,7 +221,14 @@ mod tests {
     fn a_signed_token_verifies() {
         let token = key().sign(&claims("alice", NOW + 60));
         assert_eq!(key().verify_at(&token, NOW), Ok(claims("alice", NOW + 60)));
-        assert_eq!(key().verify(&key().sign(&claims("a", u64::MAX))).unwrap().sub.as_deref(), Some("a"));
+        assert_eq!(
+            key()
+                .verify(&key().sign(&claims("a", u64::MAX)))
+                .unwrap()
+                .sub
+                .as_deref(),
+            Some("a")
+        );
     }
 
     #[test]
@@ -258,7 +261,11 @@ mod tests {
             ("one part", "abc".into(), JwtError::Malformed("")),
             ("four parts", format!("{good}.x"), JwtError::Malformed("")),
             ("alg none", none, JwtError::Algorithm),
-            ("alg none with a signature", none_signed, JwtError::Algorithm),
+            (
+                "alg none with a signature",
+                none_signed,
+                JwtError::Algorithm,
+            ),
             ("alg HS512", hs512, JwtError::Algorithm),
             ("alg hs256", lower, JwtError::Algorithm),
             ("payload swapped", forged_payload, JwtError::Signature),
@@ -285,7 +292,10 @@ mod tests {
             let input = format!("{}.{}", b64(r#"{"alg":"HS256"}"#), b64(payload));
             let mut mac = key().mac();
             mac.update(input.as_bytes());
-            format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+            format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            )
         };
         let frac = sign_raw(&format!(r#"{{"exp":{}.5}}"#, NOW + 1));
         assert_eq!(key().verify_at(&frac, NOW).unwrap().exp, Some(NOW + 1));

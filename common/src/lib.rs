@@ -8,9 +8,11 @@
 //! - [`ops`]: the `GET /healthz` and `GET /metrics` routes.
 //! - [`error`]: [`ApiError`], the one HTTP error type, answered as `{"error": "…"}`.
 //! - [`shutdown`]: the SIGINT/SIGTERM future the binaries hand to `run`.
+//! - [`jwt`]: HS256 JSON Web Tokens (`--jwt-secret`): signing and strict verification.
 
 pub mod duration;
 pub mod error;
+pub mod jwt;
 pub mod nats;
 pub mod ops;
 pub mod shutdown;

@@ -1,5 +1,6 @@
-//! The NATS connection: command-line options shared by every service and a connect
-//! function with jittered reconnect delays, so a fleet does not reconnect in lockstep.
+//! The NATS connection: command-line options shared by every service (URLs, credentials,
+//! TLS) and a connect function with jittered reconnect delays, so a fleet does not
+//! reconnect in lockstep.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::watch;
 
-/// `--nats`, `--nats-creds`, `--nats-user`, `--nats-password` (and their env variables).
+/// `--nats`, `--nats-creds`, `--nats-user`, `--nats-password`, `--nats-tls-ca` (and their
+/// env variables).
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URLs, comma separated.
@@ -28,6 +30,10 @@ pub struct NatsArgs {
     /// NATS password (with --nats-user).
     #[arg(long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// A PEM file of the CA that signed the NATS servers' certificates; with it the
+    /// connection must be TLS and the server is verified against this CA only.
+    #[arg(long = "nats-tls-ca", env = "NATS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl NatsArgs {
@@ -38,6 +44,7 @@ impl NatsArgs {
             creds: None,
             user: None,
             password: None,
+            tls_ca: None,
         }
     }
 }
@@ -112,6 +119,15 @@ pub async fn connect(
                 "--nats-user and --nats-password go together".into(),
             ));
         }
+    }
+    if let Some(ca) = &args.tls_ca {
+        if !ca.is_file() {
+            return Err(ConnectError::Options(format!(
+                "TLS CA file {} does not exist",
+                ca.display()
+            )));
+        }
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
     }
     let urls = args.urls.join(",");
     let addrs: Vec<async_nats::ServerAddr> = args

@@ -196,3 +196,66 @@ pub async fn frontend_process(nats_urls: &str, extra: &[&str]) -> (testkit::Proc
         },
     )
 }
+
+/// Reads `n` comments of `video` from `frontend_url` like a browser would: on a broken
+/// stream it reconnects with the last id it saw. Returns the ids and the reconnects.
+pub async fn read_comments_resuming(
+    frontend_url: &str,
+    video: &str,
+    n: usize,
+    timeout: Duration,
+) -> (Vec<String>, usize) {
+    let mut ids: Vec<String> = Vec::new();
+    let mut reconnects = 0;
+    let url = format!("{frontend_url}/v1/videos/{video}/events");
+    let _ = tokio::time::timeout(timeout, async {
+        let mut last: Option<String> = None;
+        loop {
+            let Ok(mut sse) = SseClient::connect(&url, last.as_deref()).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            while let Some(e) = sse.next().await {
+                if e.event == "comment" {
+                    last = e.id.clone();
+                    ids.push(e.id.unwrap_or_default());
+                    if ids.len() >= n {
+                        return;
+                    }
+                }
+            }
+            reconnects += 1;
+        }
+    })
+    .await;
+    (ids, reconnects)
+}
+
+/// Resident memory of a process in KiB (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Polls the async `f` until it returns true or `timeout` passes.
+pub async fn eventually_async<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -49,6 +49,16 @@ pub struct Config {
     #[arg(long, default_value_t = 512)]
     pub viewer_queue: usize,
 
+    /// A viewer's socket that accepts no bytes for this long is closed (dead peers,
+    /// half-open connections, clients that never read).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Kernel send buffer per viewer socket in bytes (0: the kernel's autotuning, which
+    /// lets one stuck viewer hold megabytes).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub send_buffer: usize,
+
     /// Recent comments kept in memory per video for resuming viewers.
     #[arg(long, default_value_t = 256)]
     pub replay_buffer: usize,
@@ -60,6 +70,11 @@ pub struct Config {
     /// Concurrent viewers on this node; beyond it, 503 with Retry-After (0 = no cap).
     #[arg(long, default_value_t = 0)]
     pub max_viewers: usize,
+
+    /// Require viewers to show `?token=<JWT>` (HS256, signed with this secret) whose
+    /// `videos` claim lists the video or "*". Unset: anyone may watch any video.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<live_common::jwt::Key>,
 
     /// Public URL of the publisher, used by the demo page to post likes and comments.
     #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]

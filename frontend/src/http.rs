@@ -1,5 +1,5 @@
-//! The HTTP edge of a frontend: the viewer stream `GET /v1/videos/{video}/events` and
-//! the demo page `GET /`.
+//! The HTTP edge of a frontend: the viewer stream `GET /v1/videos/{video}/events` (with
+//! `--jwt-secret`, only for a `?token=` that lists the video) and the demo page `GET /`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use live_common::ApiError;
+use live_common::jwt::Key;
 use live_proto::VideoId;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -48,8 +49,24 @@ async fn page_handler(State(state): State<AppState>) -> Html<String> {
 #[derive(Deserialize)]
 struct EventsQuery {
     last_event_id: Option<String>,
-    #[allow(dead_code)]
     token: Option<String>,
+}
+
+/// With `--jwt-secret`: the token must be valid (401) and list the video (403).
+fn authorize(key: Option<&Key>, video: &VideoId, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
+    let claims = key
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    if !claims.allows_video(video.as_str()) {
+        return Err(ApiError::Forbidden(
+            "token does not allow this video".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn events(
@@ -60,6 +77,11 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let video = VideoId::parse(&video).map_err(|e| ApiError::BadRequest(e.0))?;
     let Query(query) = query.map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
+    authorize(
+        state.shared.config.jwt_secret.as_ref(),
+        &video,
+        query.token.as_deref(),
+    )?;
     // The header (sent by EventSource on its own reconnects) wins over the query
     // parameter, which may be stale.
     let raw_cursor = match headers.get("last-event-id") {

@@ -12,12 +12,14 @@
 //! - [`sse`]: encoding of events, once per node.
 //! - [`cursor`]: the `Last-Event-ID` parser.
 //! - [`http`]: the routes.
+//! - [`listener`]: accepted sockets get `TCP_NODELAY` and a write timeout.
 
 pub mod coalesce;
 pub mod config;
 pub mod cursor;
 pub mod history;
 pub mod http;
+pub mod listener;
 pub mod room;
 pub mod rooms;
 pub mod sse;
@@ -25,7 +27,6 @@ pub mod viewer;
 
 use std::future::Future;
 
-use axum::serve::ListenerExt;
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -70,9 +71,11 @@ pub async fn run(
         http::router(shared.clone(), stopping).merge(live_common::ops::router(client.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %node_id, "frontend listening");
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = listener::ViewerListener::new(
+        listener,
+        shared.config.write_timeout,
+        shared.config.send_buffer,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

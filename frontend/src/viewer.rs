@@ -9,9 +9,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -19,8 +19,6 @@ use crate::room::{Feeds, Snapshot};
 use crate::rooms::Membership;
 use crate::sse::{self, Frame};
 
-/// Most frames written to the socket in one batch.
-const MAX_BATCH: usize = 128;
 /// How long a viewer waits for its room to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -125,7 +123,7 @@ impl Viewer {
                 }
                 Wake::Drained => return None,
                 Wake::Frame(Ok(frame)) => {
-                    if let Some(bytes) = self.batch(frame) {
+                    if let Some(bytes) = self.take(frame) {
                         return Some(bytes);
                     }
                 }
@@ -145,51 +143,19 @@ impl Viewer {
         }
     }
 
-    /// `first` plus whatever else is already queued, as one write. Comments at or
-    /// before the viewer's position (already replayed) are skipped.
-    fn batch(&mut self, first: Frame) -> Option<Bytes> {
-        let mut frames: Vec<Frame> = Vec::new();
-        let mut next = Some(first);
-        while let Some(frame) = next.take() {
-            if !frame.is_comment() || frame.seq > self.cursor {
-                if frame.is_comment() {
-                    self.cursor = frame.seq;
-                }
-                frames.push(frame);
+    /// The frame's bytes, unless it is a comment at or before the viewer's position
+    /// (already replayed). The bytes are the room's shared buffer, never copied: hyper
+    /// queues up to 16 of them and writes them with one `writev`, so a viewer that stops
+    /// reading holds references to shared frames, not copies.
+    fn take(&mut self, frame: Frame) -> Option<Bytes> {
+        if frame.is_comment() {
+            if frame.seq <= self.cursor {
+                return None;
             }
-            if frames.len() >= MAX_BATCH {
-                break;
-            }
-            next = match self.feeds.frames.try_recv() {
-                Ok(f) => Some(f),
-                Err(TryRecvError::Lagged(_)) => {
-                    // Reported by the next recv(), which disconnects the viewer.
-                    break;
-                }
-                Err(_) => None,
-            };
+            self.cursor = frame.seq;
         }
-        let oldest = frames
-            .iter()
-            .filter(|f| f.accepted_at_ms > 0)
-            .map(|f| f.accepted_at_ms)
-            .min();
-        metrics::counter!("frontend_frames_out_total").increment(frames.len() as u64);
-        if let Some(ms) = oldest {
-            latency(ms);
-        }
-        match frames.len() {
-            0 => None,
-            1 => frames.pop().map(|f| f.bytes),
-            _ => {
-                let len = frames.iter().map(|f| f.bytes.len()).sum();
-                let mut out = BytesMut::with_capacity(len);
-                for f in &frames {
-                    out.extend_from_slice(&f.bytes);
-                }
-                Some(out.freeze())
-            }
-        }
+        record(&frame, 1);
+        Some(frame.bytes)
     }
 }
 

@@ -144,6 +144,7 @@ impl Ingest {
                             user: user.to_owned(),
                             text: text.to_owned(),
                             idempotency_key: String::new(),
+                            token: String::new(),
                         }
                         .encode_to_vec(),
                     ),
@@ -152,6 +153,7 @@ impl Ingest {
                         LikeRequest {
                             user: user.to_owned(),
                             idempotency_key: String::new(),
+                            token: String::new(),
                         }
                         .encode_to_vec(),
                     ),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use live_common::duration::parse as parse_duration;
+use live_common::jwt::Key;
 use live_common::nats::NatsArgs;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -48,6 +49,12 @@ pub struct Config {
     /// Per-user rate limit on comments: sustained comments per second (burst is 5× this).
     #[arg(long, default_value_t = 1.0)]
     pub comments_per_sec: f64,
+
+    /// Require a JWT (HS256, signed with this secret) on every like and comment: the
+    /// `Authorization: Bearer` header over HTTP, the `token` field over NATS ingest. Its
+    /// `sub` is the user. Unset: no auth (development only).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Key>,
 
     /// Turn the per-user rate limits off (benchmarks).
     #[arg(long)]

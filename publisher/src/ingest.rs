@@ -1,17 +1,19 @@
 //! The NATS edge: likes and comments published straight to `ingest.v1.{video}.like` and
 //! `ingest.v1.{video}.comment` as protobuf (`LikeRequest`, `CommentRequest`), answered on
 //! the reply subject with an `IngestReply` once stored (request-reply = acknowledged).
-//! The same checks as over HTTP; a message that does not decode is counted and answered
-//! with status 400, never forwarded and never fatal.
+//! The same checks as over HTTP, including the JWT (`token` field) when auth is on; a
+//! message that does not decode is counted and answered with status 400, never forwarded
+//! and never fatal.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use live_proto::subjects::{self, IngestKind};
-use live_proto::{CommentText, UserId, VideoId, v1};
+use live_proto::{CommentText, InvalidInput, UserId, VideoId, v1};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
+use crate::auth::{Auth, AuthError};
 use crate::likes::Waiter;
 use crate::service::{RefusedError, Service, idempotency_key};
 
@@ -53,13 +55,9 @@ async fn handle(
     };
     match kind {
         IngestKind::Like => {
-            let request = match v1::LikeRequest::decode(msg.payload) {
-                Ok(r) => r,
-                Err(_) => return undecodable(client, msg.reply).await,
-            };
-            let user = match UserId::parse(&request.user) {
-                Ok(u) => u,
-                Err(e) => return refuse(client, msg.reply, 400, &e.0).await,
+            let user = match check_like(&service.auth, &msg.payload) {
+                Ok(user) => user,
+                Err(r) => return refusal(client, msg.reply, r).await,
             };
             let waiter = msg.reply.clone().map(Waiter::Nats).unwrap_or(Waiter::None);
             if let Err(e) = service.like_answered_by(video, &user, waiter).await {
@@ -67,22 +65,9 @@ async fn handle(
             }
         }
         IngestKind::Comment => {
-            let request = match v1::CommentRequest::decode(msg.payload) {
-                Ok(r) => r,
-                Err(_) => return undecodable(client, msg.reply).await,
-            };
-            let checked = UserId::parse(&request.user)
-                .and_then(|u| Ok((u, CommentText::parse(&request.text)?)))
-                .and_then(|(u, t)| {
-                    let key = match request.idempotency_key.as_str() {
-                        "" => None,
-                        k => Some(idempotency_key(k)?.to_owned()),
-                    };
-                    Ok((u, t, key))
-                });
-            let (user, text, key) = match checked {
-                Ok(c) => c,
-                Err(e) => return refuse(client, msg.reply, 400, &e.0).await,
+            let (user, text, key) = match check_comment(&service.auth, &msg.payload) {
+                Ok(checked) => checked,
+                Err(r) => return refusal(client, msg.reply, r).await,
             };
             let permit = in_flight
                 .clone()
@@ -96,6 +81,54 @@ async fn handle(
             });
         }
     }
+}
+
+/// Why an ingest request is answered without being stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not the expected protobuf message (400, counted in a metric).
+    Undecodable,
+    /// 400, 401 or 403, with what is wrong.
+    Status(u32, String),
+}
+
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Self {
+        Refusal::Status(e.status(), e.to_string())
+    }
+}
+
+impl From<InvalidInput> for Refusal {
+    fn from(e: InvalidInput) -> Self {
+        Refusal::Status(400, e.0)
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Decodes a `LikeRequest` and checks its token and user; returns the user it acts as.
+pub fn check_like(auth: &Auth, payload: &[u8]) -> Result<UserId, Refusal> {
+    let request = v1::LikeRequest::decode(payload).map_err(|_| Refusal::Undecodable)?;
+    let caller = auth.authenticate(non_empty(&request.token))?;
+    Ok(caller.acting_as(non_empty(&request.user))?)
+}
+
+/// Decodes a `CommentRequest` and checks its token, user, text and idempotency key.
+pub fn check_comment(
+    auth: &Auth,
+    payload: &[u8],
+) -> Result<(UserId, CommentText, Option<String>), Refusal> {
+    let request = v1::CommentRequest::decode(payload).map_err(|_| Refusal::Undecodable)?;
+    let caller = auth.authenticate(non_empty(&request.token))?;
+    let user = caller.acting_as(non_empty(&request.user))?;
+    let text = CommentText::parse(&request.text)?;
+    let key = match non_empty(&request.idempotency_key) {
+        None => None,
+        Some(k) => Some(idempotency_key(k)?.to_owned()),
+    };
+    Ok((user, text, key))
 }
 
 async fn store_comment(
@@ -120,15 +153,20 @@ async fn store_comment(
     }
 }
 
-async fn undecodable(client: &async_nats::Client, reply: Option<async_nats::Subject>) {
-    metrics::counter!("publisher_ingest_undecodable_total").increment(1);
-    refuse(
-        client,
-        reply,
-        400,
-        "message is not a valid protobuf request",
-    )
-    .await;
+async fn refusal(client: &async_nats::Client, reply: Option<async_nats::Subject>, r: Refusal) {
+    match r {
+        Refusal::Undecodable => {
+            metrics::counter!("publisher_ingest_undecodable_total").increment(1);
+            refuse(
+                client,
+                reply,
+                400,
+                "message is not a valid protobuf request",
+            )
+            .await;
+        }
+        Refusal::Status(status, error) => refuse(client, reply, status, &error).await,
+    }
 }
 
 async fn refused(client: &async_nats::Client, reply: Option<async_nats::Subject>, e: RefusedError) {
@@ -163,5 +201,74 @@ async fn send(
         && let Err(e) = client.publish(reply, answer.encode_to_vec().into()).await
     {
         tracing::debug!(error = %e, "ingest reply not sent");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use live_common::jwt::{Claims, Key};
+    use proptest::prelude::*;
+
+    fn token(key: &Key, sub: &str) -> String {
+        key.sign(&Claims {
+            sub: Some(sub.into()),
+            exp: Some(u64::MAX),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn requests_are_checked_like_over_http() {
+        let key = Key::new(b"k");
+        let on = Auth::new(Some(key.clone()));
+        let like = |user: &str, token: &str| {
+            v1::LikeRequest {
+                user: user.into(),
+                token: token.into(),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(check_like(&Auth::default(), &like("bob", "")).unwrap().as_str(), "bob");
+        assert_eq!(check_like(&on, &like("bob", "")), Err(Refusal::Status(401, "missing token".into())));
+        assert!(matches!(check_like(&on, &like("bob", "a.b.c")), Err(Refusal::Status(401, _))));
+        assert!(matches!(check_like(&on, &like("bob", &token(&key, "eve"))), Err(Refusal::Status(403, _))));
+        assert_eq!(check_like(&on, &like("", &token(&key, "eve"))).unwrap().as_str(), "eve");
+        assert_eq!(check_like(&on, &[0xff, 0xff]), Err(Refusal::Undecodable));
+        let comment = v1::CommentRequest {
+            text: "hi".into(),
+            token: token(&key, "eve"),
+            idempotency_key: "bad key!".into(),
+            ..Default::default()
+        };
+        assert!(matches!(check_comment(&on, &comment.encode_to_vec()), Err(Refusal::Status(400, _))));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for auth in [Auth::default(), Auth::new(Some(Key::new(b"k")))] {
+                let _ = check_like(&auth, &payload);
+                let _ = check_comment(&auth, &payload);
+            }
+        }
+
+        #[test]
+        fn arbitrary_fields_are_refused_or_valid(
+            user in ".{0,80}", text in ".{0,600}", key in ".{0,80}", token in ".{0,80}",
+        ) {
+            let request = v1::CommentRequest { user: user.clone(), text, idempotency_key: key, token };
+            match check_comment(&Auth::default(), &request.encode_to_vec()) {
+                Ok((u, t, _)) => {
+                    prop_assert_eq!(u.as_str(), user.as_str());
+                    prop_assert_eq!(t.as_str(), request.text.as_str());
+                }
+                Err(Refusal::Status(400, e)) => prop_assert!(!e.is_empty()),
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+            let on = Auth::new(Some(Key::new(b"k")));
+            prop_assert!(matches!(check_comment(&on, &request.encode_to_vec()), Err(Refusal::Status(400 | 401, _))));
+        }
     }
 }

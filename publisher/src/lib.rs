@@ -6,12 +6,14 @@
 //! - [`streams`]: the COMMENTS and LIKES JetStream streams, created or updated at start.
 //! - [`comments`]: storing a comment (its id is its stream sequence).
 //! - [`likes`]: group commit of likes into the LIKES counter stream.
+//! - [`auth`]: who a request acts as (`--jwt-secret`: the token's `sub`).
 //! - [`ratelimit`]: per-user token buckets.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
 //! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`, request-reply).
 
+pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod http;
@@ -61,7 +63,15 @@ pub async fn run(
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
     };
+    match &config.jwt_secret {
+        None => tracing::warn!("no --jwt-secret: likes and comments are NOT authenticated"),
+        Some(key) if key.len() < 32 => {
+            tracing::warn!("--jwt-secret is shorter than 32 bytes; use a long random secret")
+        }
+        Some(_) => {}
+    }
     let service = Arc::new(service::Service {
+        auth: auth::Auth::new(config.jwt_secret.clone()),
         comments: comments::CommentStore::new(js, config.region.clone()),
         likes: likes::LikeBatcher::spawn(client.clone(), config.region.clone(), config.like_window),
         like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),

@@ -1,8 +1,11 @@
 //! The publisher's two operations, shared by both edges (HTTP and NATS ingest): checks
-//! the rate limit, then stores the like or comment. Inputs arrive already validated.
+//! the rate limit, then stores the like or comment. Inputs arrive already validated and
+//! the user already authenticated (see [`crate::auth`]), so a flood in someone else's
+//! name never spends that user's rate limit.
 
 use live_proto::{CommentText, UserId, VideoId};
 
+use crate::auth::Auth;
 use crate::comments::{self, CommentId, CommentStore};
 use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
 use crate::ratelimit::RateLimiter;
@@ -36,6 +39,7 @@ impl From<LikeError> for RefusedError {
 }
 
 pub struct Service {
+    pub auth: Auth,
     pub comments: CommentStore,
     pub likes: LikeBatcher,
     pub like_limit: Option<RateLimiter>,

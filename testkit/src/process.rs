@@ -73,6 +73,11 @@ impl Process {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The process id, if running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL: no goodbye, no drain.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

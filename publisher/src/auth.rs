@@ -1,0 +1,148 @@
+//! Who a request acts as. With `--jwt-secret` the caller is the verified token's `sub`,
+//! and a `user` given in the request must be that same user; without it (dev), the
+//! request's `user` is taken as is. Both edges (HTTP and NATS ingest) ask this module.
+
+use live_common::ApiError;
+use live_common::jwt::Key;
+use live_proto::UserId;
+
+/// Why a request may not act as the user it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 400: the user is missing (auth off) or not a valid id.
+    #[error("{0}")]
+    BadUser(String),
+    /// 401: auth is on and the token is missing or not valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: the token is valid but names another user.
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl AuthError {
+    /// The HTTP-like status, as answered on both edges.
+    pub fn status(&self) -> u32 {
+        match self {
+            AuthError::BadUser(_) => 400,
+            AuthError::Unauthenticated(_) => 401,
+            AuthError::Forbidden(_) => 403,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadUser(m) => ApiError::BadRequest(m),
+            AuthError::Unauthenticated(m) => ApiError::Unauthorized(m),
+            AuthError::Forbidden(m) => ApiError::Forbidden(m),
+        }
+    }
+}
+
+/// The verifier of `--jwt-secret`, or none (auth off).
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    key: Option<Key>,
+}
+
+/// Who is calling, known before the request body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Auth is off: the request names its user.
+    Anyone,
+    /// The `sub` of a verified token.
+    User(UserId),
+}
+
+impl Auth {
+    pub fn new(key: Option<Key>) -> Self {
+        Self { key }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks `token` (absent: `None`) when auth is on; anyone may call when it is off.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
+        let Some(key) = &self.key else {
+            return Ok(Caller::Anyone);
+        };
+        let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
+        let claims = key
+            .verify(token)
+            .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
+        let sub = claims
+            .sub
+            .ok_or_else(|| AuthError::Unauthenticated("token has no sub claim".into()))?;
+        let user = UserId::parse(&sub)
+            .map_err(|_| AuthError::Unauthenticated("token sub is not a valid user id".into()))?;
+        Ok(Caller::User(user))
+    }
+}
+
+impl Caller {
+    /// The user the request acts as, given the `user` it names (absent: `None`).
+    pub fn acting_as(self, named: Option<&str>) -> Result<UserId, AuthError> {
+        let named = named
+            .map(|n| UserId::parse(n).map_err(|e| AuthError::BadUser(e.0)))
+            .transpose()?;
+        match (self, named) {
+            (Caller::Anyone, Some(user)) => Ok(user),
+            (Caller::Anyone, None) => Err(AuthError::BadUser("user is required".into())),
+            (Caller::User(sub), None) => Ok(sub),
+            (Caller::User(sub), Some(user)) if user == sub => Ok(sub),
+            (Caller::User(_), Some(_)) => Err(AuthError::Forbidden(
+                "user does not match the token's sub".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use live_common::jwt::Claims;
+
+    fn token(key: &Key, sub: &str) -> String {
+        key.sign(&Claims {
+            sub: Some(sub.into()),
+            exp: Some(u64::MAX),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn auth_off_takes_the_named_user() {
+        let caller = Auth::default().authenticate(None).unwrap();
+        assert_eq!(
+            caller.clone().acting_as(Some("bob")).unwrap().as_str(),
+            "bob"
+        );
+        assert_eq!(caller.clone().acting_as(None).unwrap_err().status(), 400);
+        assert_eq!(caller.acting_as(Some("a.b")).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn auth_on_takes_the_sub() {
+        let key = Key::new(b"secret");
+        let auth = Auth::new(Some(key.clone()));
+        assert_eq!(auth.authenticate(None).unwrap_err().status(), 401);
+        assert_eq!(auth.authenticate(Some("x.y.z")).unwrap_err().status(), 401);
+        assert_eq!(
+            auth.authenticate(Some(&token(&key, "no spaces")))
+                .unwrap_err()
+                .status(),
+            401
+        );
+        let caller = auth.authenticate(Some(&token(&key, "alice"))).unwrap();
+        assert_eq!(caller.clone().acting_as(None).unwrap().as_str(), "alice");
+        assert_eq!(
+            caller.clone().acting_as(Some("alice")).unwrap().as_str(),
+            "alice"
+        );
+        assert_eq!(caller.acting_as(Some("bob")).unwrap_err().status(), 403);
+    }
+}
