@@ -10,7 +10,8 @@ use testkit::{NatsServer, SseClient};
 async fn sigterm_spreads_the_end_of_the_streams_over_the_drain_window() {
     let nats = NatsServer::start();
     let _publisher = publisher(&nats, |_| {}).await;
-    let (mut fe_proc, fe) = frontend_process(&nats.url(), &["--drain", "2s", "--retry", "1s"]).await;
+    let (mut fe_proc, fe) =
+        frontend_process(&nats.url(), &["--drain", "2s", "--retry", "1s"]).await;
 
     let mut retries = Vec::new();
     let mut viewers = Vec::new();
@@ -45,13 +46,23 @@ async fn sigterm_spreads_the_end_of_the_streams_over_the_drain_window() {
         pct(90),
         pct(100)
     );
-    assert!(pct(100) < Duration::from_secs(4), "all ended within the window");
+    assert!(
+        pct(100) < Duration::from_secs(4),
+        "all ended within the window"
+    );
     assert!(
         pct(90) - pct(10) > Duration::from_millis(1000),
         "ends are spread over the 2 s window, not at once"
     );
     retries.sort();
-    eprintln!("retry: from {} to {} ms", retries[0], retries[retries.len() - 1]);
+    eprintln!(
+        "retry: from {} to {} ms",
+        retries[0],
+        retries[retries.len() - 1]
+    );
     assert!(retries[0] >= 1000 && retries[retries.len() - 1] <= 2000);
-    assert!(retries[retries.len() - 1] - retries[0] > 300, "retry is jittered");
+    assert!(
+        retries[retries.len() - 1] - retries[0] > 300,
+        "retry is jittered"
+    );
 }

@@ -76,6 +76,11 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<live_common::jwt::Key>,
 
+    /// How long this node's viewer counts count at the other nodes without a refresh
+    /// (refreshed every third of it): a node that dies drops out of the sum after this.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub presence_ttl: Duration,
+
     /// Public URL of the publisher, used by the demo page to post likes and comments.
     #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]
     pub publisher_url: String,

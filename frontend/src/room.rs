@@ -30,11 +30,6 @@ use crate::coalesce::LikeCoalescer;
 use crate::rooms::Shared;
 use crate::sse::{self, Frame};
 
-/// Presence is re-sent at least this often; a node silent for [`PRESENCE_TTL`] is dropped.
-const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
-/// How long a frontend's viewer count counts without a refresh.
-pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
-
 pub struct Room {
     pub video: VideoId,
     state: Mutex<RoomState>,
@@ -316,7 +311,7 @@ async fn on_message(
         },
         LiveKind::Presence => match v1::Presence::decode(msg.payload) {
             Ok(p) if p.node != shared.node_id => {
-                let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 60_000).into());
+                let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 300_000).into());
                 let known = presence
                     .others
                     .insert(p.node, (p.viewers.into(), Instant::now() + ttl))
@@ -427,9 +422,11 @@ async fn presence_tick(room: &Room, shared: &Shared, presence: &mut Presence) {
     let now = Instant::now();
     presence.others.retain(|_, (_, expires)| *expires > now);
     let own = room.local_viewers();
+    // Refreshed three times per TTL, so one lost message does not drop this node.
+    let refresh = shared.config.presence_ttl / 3;
     let stale = presence
         .published
-        .is_none_or(|(n, at)| n != own || now.duration_since(at) >= PRESENCE_REFRESH);
+        .is_none_or(|(n, at)| n != own || now.duration_since(at) >= refresh);
     if stale || presence.dirty {
         publish_presence(room, shared, own).await;
         presence.published = Some((own, now));
@@ -453,7 +450,7 @@ async fn publish_presence(room: &Room, shared: &Shared, viewers: u64) {
         node: shared.node_id.clone(),
         viewers: viewers.min(u32::MAX as u64) as u32,
         at_ms: live_proto::now_ms(),
-        ttl_ms: PRESENCE_TTL.as_millis() as u32,
+        ttl_ms: shared.config.presence_ttl.as_millis() as u32,
         region: shared.config.region.clone(),
     };
     if let Err(e) = shared

@@ -57,7 +57,8 @@ async fn post_like(
     let video = VideoId::parse(&video).map_err(bad)?;
     let body: LikeBody = json_body(&headers, body)?;
     let user = caller.acting_as(body.user.as_deref())?;
-    let total = service.like(video, &user).await?;
+    let key = idempotency_header(&headers)?;
+    let total = service.like(video, &user, key).await?;
     Ok(accepted(serde_json::json!({ "total": total })))
 }
 
@@ -72,16 +73,21 @@ async fn post_comment(
     let body: CommentBody = json_body(&headers, body)?;
     let user = caller.acting_as(body.user.as_deref())?;
     let text = CommentText::parse(&body.text).map_err(bad)?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))
-                .and_then(|k| idempotency_key(k).map_err(bad))?,
-        ),
-        None => None,
-    };
+    let key = idempotency_header(&headers)?;
     let id = service.comment(&video, &user, text, key).await?;
     Ok(accepted(serde_json::json!({ "id": id.to_string() })))
+}
+
+/// The optional `Idempotency-Key` header, validated like an id.
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    match headers.get("idempotency-key") {
+        Some(v) => v
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))
+            .and_then(|k| idempotency_key(k).map_err(bad))
+            .map(Some),
+        None => Ok(None),
+    }
 }
 
 fn accepted(body: serde_json::Value) -> Response {

@@ -230,11 +230,30 @@ mod tests {
             }
             .encode_to_vec()
         };
-        assert_eq!(check_like(&Auth::default(), &like("bob", "")).unwrap().as_str(), "bob");
-        assert_eq!(check_like(&on, &like("bob", "")), Err(Refusal::Status(401, "missing token".into())));
-        assert!(matches!(check_like(&on, &like("bob", "a.b.c")), Err(Refusal::Status(401, _))));
-        assert!(matches!(check_like(&on, &like("bob", &token(&key, "eve"))), Err(Refusal::Status(403, _))));
-        assert_eq!(check_like(&on, &like("", &token(&key, "eve"))).unwrap().as_str(), "eve");
+        assert_eq!(
+            check_like(&Auth::default(), &like("bob", ""))
+                .unwrap()
+                .as_str(),
+            "bob"
+        );
+        assert_eq!(
+            check_like(&on, &like("bob", "")),
+            Err(Refusal::Status(401, "missing token".into()))
+        );
+        assert!(matches!(
+            check_like(&on, &like("bob", "a.b.c")),
+            Err(Refusal::Status(401, _))
+        ));
+        assert!(matches!(
+            check_like(&on, &like("bob", &token(&key, "eve"))),
+            Err(Refusal::Status(403, _))
+        ));
+        assert_eq!(
+            check_like(&on, &like("", &token(&key, "eve")))
+                .unwrap()
+                .as_str(),
+            "eve"
+        );
         assert_eq!(check_like(&on, &[0xff, 0xff]), Err(Refusal::Undecodable));
         let comment = v1::CommentRequest {
             text: "hi".into(),
@@ -242,7 +261,10 @@ mod tests {
             idempotency_key: "bad key!".into(),
             ..Default::default()
         };
-        assert!(matches!(check_comment(&on, &comment.encode_to_vec()), Err(Refusal::Status(400, _))));
+        assert!(matches!(
+            check_comment(&on, &comment.encode_to_vec()),
+            Err(Refusal::Status(400, _))
+        ));
     }
 
     proptest! {

@@ -58,7 +58,7 @@ pub async fn run(
     let name = format!("publisher-{}-{}", config.region, std::process::id());
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
-    streams::ensure(&js, &config).await?;
+    let like_keys = streams::ensure(&js, &config).await?;
 
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
@@ -73,6 +73,7 @@ pub async fn run(
     let service = Arc::new(service::Service {
         auth: auth::Auth::new(config.jwt_secret.clone()),
         comments: comments::CommentStore::new(js, config.region.clone()),
+        like_keys,
         likes: likes::LikeBatcher::spawn(client.clone(), config.region.clone(), config.like_window),
         like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),
         comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),

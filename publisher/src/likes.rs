@@ -56,6 +56,7 @@ pub struct Like {
 #[derive(Clone)]
 pub struct LikeBatcher {
     tx: mpsc::Sender<Like>,
+    js: jetstream::Context,
 }
 
 impl LikeBatcher {
@@ -63,16 +64,18 @@ impl LikeBatcher {
     pub fn spawn(client: async_nats::Client, region: String, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let js = crate::retry::context(client.clone());
-        tokio::spawn(run(
-            rx,
-            Flusher {
-                js,
-                client,
-                region: region.into(),
-            },
-            window,
-        ));
-        LikeBatcher { tx }
+        let flusher = Flusher {
+            js: js.clone(),
+            client,
+            region: region.into(),
+        };
+        tokio::spawn(run(rx, flusher, window));
+        LikeBatcher { tx, js }
+    }
+
+    /// The video's durable likes total, read from the LIKES stream.
+    pub async fn total(&self, video: &VideoId) -> Result<u64, LikeError> {
+        read_total(&self.js, &subjects::likes_counter(video)).await
     }
 
     /// Queues a like; waits if the queue is full.
@@ -215,28 +218,8 @@ impl Flusher {
         match ack.value.as_deref().and_then(|v| v.parse().ok()) {
             Some(total) => Ok(total),
             // A retried batch that had been stored: its ack carries no value; read it.
-            None => self.current_total(&subject).await,
+            None => read_total(&self.js, &subject).await,
         }
-    }
-
-    async fn current_total(&self, subject: &str) -> Result<u64, LikeError> {
-        #[derive(serde::Deserialize)]
-        struct Counter {
-            val: String,
-        }
-        let stream = self
-            .js
-            .get_stream_no_info(subjects::LIKES_STREAM)
-            .await
-            .map_err(|e| LikeError::Store(e.to_string()))?;
-        let msg = stream
-            .direct_get_last_for_subject(subject)
-            .await
-            .map_err(|e| LikeError::Store(e.to_string()))?;
-        serde_json::from_slice::<Counter>(&msg.payload)
-            .ok()
-            .and_then(|c| c.val.parse().ok())
-            .ok_or_else(|| LikeError::Store("counter value is not a number".into()))
     }
 
     async fn answer(&self, waiter: Waiter, result: Result<u64, LikeError>) {
@@ -264,6 +247,26 @@ impl Flusher {
             }
             Waiter::None => {}
         }
+    }
+}
+
+/// Reads a counter's value (0 if the video never had a like).
+async fn read_total(js: &jetstream::Context, subject: &str) -> Result<u64, LikeError> {
+    #[derive(serde::Deserialize)]
+    struct Counter {
+        val: String,
+    }
+    let stream = js
+        .get_stream_no_info(subjects::LIKES_STREAM)
+        .await
+        .map_err(|e| LikeError::Store(e.to_string()))?;
+    match stream.direct_get_last_for_subject(subject).await {
+        Ok(msg) => serde_json::from_slice::<Counter>(&msg.payload)
+            .ok()
+            .and_then(|c| c.val.parse().ok())
+            .ok_or_else(|| LikeError::Store("counter value is not a number".into())),
+        Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(0),
+        Err(e) => Err(LikeError::Store(e.to_string())),
     }
 }
 

@@ -3,6 +3,7 @@
 //! the user already authenticated (see [`crate::auth`]), so a flood in someone else's
 //! name never spends that user's rate limit.
 
+use async_nats::jetstream::kv::CreateErrorKind;
 use live_proto::{CommentText, UserId, VideoId};
 
 use crate::auth::Auth;
@@ -42,6 +43,8 @@ pub struct Service {
     pub auth: Auth,
     pub comments: CommentStore,
     pub likes: LikeBatcher,
+    /// `Idempotency-Key`s of recent likes (JetStream key-value bucket).
+    pub like_keys: async_nats::jetstream::kv::Store,
     pub like_limit: Option<RateLimiter>,
     pub comment_limit: Option<RateLimiter>,
 }
@@ -58,9 +61,39 @@ impl Service {
     }
 
     /// Stores a like and waits for the durable write; returns the video's new total.
-    pub async fn like(&self, video: VideoId, user: &UserId) -> Result<u64, RefusedError> {
+    /// A like retried with the same `idempotency_key` within 2 minutes is counted once
+    /// (the retry gets the current total).
+    pub async fn like(
+        &self,
+        video: VideoId,
+        user: &UserId,
+        idempotency_key: Option<&str>,
+    ) -> Result<u64, RefusedError> {
         Self::limit(&self.like_limit, user)?;
-        Ok(self.likes.like(video).await?)
+        let claimed = match idempotency_key {
+            Some(key) => {
+                let kv_key = format!("{video}.{user}.{key}");
+                match self.like_keys.create(&kv_key, bytes::Bytes::new()).await {
+                    Ok(_) => Some(kv_key),
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                        metrics::counter!("publisher_likes_duplicate_total").increment(1);
+                        return Ok(self.likes.total(&video).await?);
+                    }
+                    Err(e) => return Err(RefusedError::Unavailable(e.to_string())),
+                }
+            }
+            None => None,
+        };
+        match self.likes.like(video).await {
+            Ok(total) => Ok(total),
+            Err(e) => {
+                // Not counted: let a retry with the same key count it.
+                if let Some(kv_key) = claimed {
+                    let _ = self.like_keys.delete(kv_key).await;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Queues a like whose outcome is answered by the batcher itself (NATS ingest).

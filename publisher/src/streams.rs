@@ -19,10 +19,14 @@ use live_proto::subjects;
 use crate::Config;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create or update stream {stream}: {source}")]
-pub struct StreamSetupError {
-    stream: &'static str,
-    source: async_nats::jetstream::context::CreateStreamError,
+pub enum StreamSetupError {
+    #[error("cannot create or update stream {stream}: {source}")]
+    Stream {
+        stream: &'static str,
+        source: async_nats::jetstream::context::CreateStreamError,
+    },
+    #[error("cannot create or update the LIKE_KEYS bucket: {0}")]
+    Bucket(String),
 }
 
 /// The COMMENTS stream's configuration.
@@ -65,18 +69,43 @@ pub fn likes_config(config: &Config) -> StreamConfig {
     }
 }
 
-/// Creates both streams, or updates them to this configuration.
-pub async fn ensure(js: &jetstream::Context, config: &Config) -> Result<(), StreamSetupError> {
+/// Key-value bucket of the `Idempotency-Key`s of likes seen in the last 2 minutes.
+pub const LIKE_KEYS_BUCKET: &str = "LIKE_KEYS";
+/// How long a like's `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(120);
+
+/// The LIKE_KEYS bucket's configuration: a like retried with the same key within
+/// [`IDEMPOTENCY_WINDOW`] is counted once.
+pub fn like_keys_config(config: &Config) -> jetstream::kv::Config {
+    jetstream::kv::Config {
+        bucket: LIKE_KEYS_BUCKET.into(),
+        description: "Idempotency keys of recent likes".into(),
+        history: 1,
+        max_age: IDEMPOTENCY_WINDOW,
+        storage: StorageType::File,
+        num_replicas: config.replicas.into(),
+        ..Default::default()
+    }
+}
+
+/// Creates the streams and the idempotency bucket, or updates them to this
+/// configuration; returns the bucket.
+pub async fn ensure(
+    js: &jetstream::Context,
+    config: &Config,
+) -> Result<jetstream::kv::Store, StreamSetupError> {
     for (name, cfg) in [
         (subjects::COMMENTS_STREAM, comments_config(config)),
         (subjects::LIKES_STREAM, likes_config(config)),
     ] {
         js.create_or_update_stream(cfg)
             .await
-            .map_err(|source| StreamSetupError {
+            .map_err(|source| StreamSetupError::Stream {
                 stream: name,
                 source,
             })?;
     }
-    Ok(())
+    js.create_or_update_key_value(like_keys_config(config))
+        .await
+        .map_err(|e| StreamSetupError::Bucket(e.to_string()))
 }

@@ -1,0 +1,85 @@
+//! Retried writes count once: a client retrying a POST with the same `Idempotency-Key`
+//! gets the original answer and the comment or like is stored once.
+
+use std::time::Duration;
+
+use e2e::{frontend, like, post_json, publisher, viewer};
+use testkit::NatsServer;
+
+#[tokio::test]
+async fn idempotency_key_stores_a_retried_comment_once() {
+    let nats = NatsServer::start();
+    let publisher = publisher(&nats, |_| {}).await;
+    let url = format!("{}/v1/videos/idem/comments", publisher.url);
+    let send = || async {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("Idempotency-Key", "req-42")
+            .json(&serde_json::json!({"user": "frank", "text": "once"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        r.json::<serde_json::Value>().await.unwrap()["id"].clone()
+    };
+    let first = send().await;
+    let second = send().await;
+    assert_eq!(first, second, "the retry gets the original id");
+    let (status, body) =
+        post_json(&url, serde_json::json!({"user": "frank", "text": "other"})).await;
+    assert_eq!(status, 202);
+    assert_ne!(body["id"], first);
+}
+
+#[tokio::test]
+async fn idempotency_key_counts_a_retried_like_once() {
+    let nats = NatsServer::start();
+    let publisher = publisher(&nats, |_| {}).await;
+    let fe = frontend(&nats, |_| {}).await;
+    let mut v = viewer(&fe, "idem_likes", None).await;
+    let url = format!("{}/v1/videos/idem_likes/likes", publisher.url);
+    let send = |key: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(&url)
+                .header("Idempotency-Key", key)
+                .json(&serde_json::json!({"user": "gina"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<serde_json::Value>().await.unwrap()["total"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert_eq!(send("tap-1").await, 1);
+    assert_eq!(send("tap-1").await, 1, "the retry is not counted");
+    assert_eq!(send("tap-1").await, 1);
+    assert_eq!(send("tap-2").await, 2, "another key is another like");
+    assert_eq!(like(&publisher, "idem_likes", "hank").await, 3);
+
+    let mut sum = 0;
+    let mut total = 0;
+    while total < 3 {
+        let e = v
+            .expect_named("likes", Duration::from_secs(10))
+            .await
+            .json();
+        sum += e["count"].as_u64().unwrap();
+        total = e["total"].as_u64().unwrap();
+    }
+    assert_eq!((sum, total), (3, 3), "viewers saw three likes, not five");
+
+    let (status, _) = post_json(&url, serde_json::json!({"user": "gina"})).await;
+    assert_eq!(status, 202);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("Idempotency-Key", "no spaces allowed")
+        .json(&serde_json::json!({"user": "gina"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a malformed key is refused");
+}
