@@ -259,3 +259,11 @@ where
     }
     false
 }
+
+/// Waits until `{url}/healthz` answers 200 (e.g. after `Process::restart`); panics after 5 s.
+pub async fn wait_until_healthy(url: &str) {
+    wait_healthy(url).await
+}
+
+/// A minimal WebDriver client (chromedriver + headless Chromium) for the browser test.
+pub mod webdriver;

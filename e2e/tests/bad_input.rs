@@ -323,11 +323,11 @@ async fn nats_ingest_validates_and_acknowledges() {
 
     // Garbage on a live subject is counted and dropped by the frontend, never fatal.
     client
-        .publish("live.v1.ingested.comment", vec![1, 2, 3].into())
+        .publish("live.v1.local.ingested.comment", vec![1, 2, 3].into())
         .await
         .unwrap();
     client
-        .publish("live.v1.ingested.likes", vec![0xff; 9].into())
+        .publish("live.v1.local.ingested.likes", vec![0xff; 9].into())
         .await
         .unwrap();
     client.flush().await.unwrap();

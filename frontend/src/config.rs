@@ -24,6 +24,12 @@ pub struct Config {
     #[arg(long, env = "REGION", default_value = "local")]
     pub region: String,
 
+    /// Every region of the deployment, in the same order for every service (comma
+    /// separated, e.g. "east,west"); empty means just --region. Viewers get comments
+    /// and likes of all of them.
+    #[arg(long, env = "REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
+
     /// At most one `likes` event per video per this interval.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub like_interval: Duration,

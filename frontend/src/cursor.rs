@@ -1,28 +1,35 @@
-//! The resume cursor: a viewer's `Last-Event-ID`, the id of the last comment it saw.
+//! The resume cursor: a viewer's `Last-Event-ID`, its position in every region's comment
+//! sequence (`"42"` with one region, `"east:42.west:17"` with several).
 
-/// Parses a `Last-Event-ID` value (a comment id: a decimal stream sequence, 1–20
-/// digits). `None` for anything else; an empty value means "no cursor" and is `Some(None)`.
-pub fn parse(raw: &str) -> Option<Option<u64>> {
-    let raw = raw.trim();
-    if raw.is_empty() {
+use live_proto::Regions;
+
+/// A position per region, in the order of `--regions`.
+pub type Cursor = Vec<u64>;
+
+/// Parses a `Last-Event-ID` value. `None` if malformed; an empty value means "no
+/// cursor" and is `Some(None)`.
+pub fn parse(regions: &Regions, raw: &str) -> Option<Option<Cursor>> {
+    if raw.trim().is_empty() {
         return Some(None);
     }
-    if raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    raw.parse::<u64>().ok().map(Some)
+    regions.parse_cursor(raw).map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::parse;
+    use live_proto::Regions;
 
     #[test]
-    fn cursors() {
-        assert_eq!(parse("42"), Some(Some(42)));
-        assert_eq!(parse(" 7 "), Some(Some(7)));
-        assert_eq!(parse(""), Some(None));
-        assert_eq!(parse("18446744073709551615"), Some(Some(u64::MAX)));
+    fn single_region_cursors() {
+        let r = Regions::single("local");
+        assert_eq!(parse(&r, "42"), Some(Some(vec![42])));
+        assert_eq!(parse(&r, " 7 "), Some(Some(vec![7])));
+        assert_eq!(parse(&r, ""), Some(None));
+        assert_eq!(
+            parse(&r, "18446744073709551615"),
+            Some(Some(vec![u64::MAX]))
+        );
         for bad in [
             "-1",
             "1e3",
@@ -32,7 +39,14 @@ mod tests {
             "4 2",
             "+3",
         ] {
-            assert_eq!(parse(bad), None, "{bad}");
+            assert_eq!(parse(&r, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn multi_region_cursors() {
+        let r = Regions::new("east", &["east".into(), "west".into()]).unwrap();
+        assert_eq!(parse(&r, "east:4.west:9"), Some(Some(vec![4, 9])));
+        assert_eq!(parse(&r, "4"), None);
     }
 }

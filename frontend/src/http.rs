@@ -93,7 +93,7 @@ async fn events(
         None => query.last_event_id,
     };
     let cursor = match raw_cursor {
-        Some(raw) => cursor::parse(&raw).ok_or_else(|| {
+        Some(raw) => cursor::parse(&state.shared.regions, &raw).ok_or_else(|| {
             ApiError::BadRequest("invalid Last-Event-ID: expected a comment id".into())
         })?,
         None => None,

@@ -39,6 +39,8 @@ pub enum Error {
     Connect(#[from] live_common::nats::ConnectError),
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid --region/--regions: {0}")]
+    Regions(live_proto::InvalidInput),
 }
 
 /// Runs a frontend on `listener` until `shutdown` resolves; then stops accepting viewers
@@ -50,6 +52,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     live_common::telemetry::prometheus();
+    let regions =
+        live_proto::Regions::new(&config.region, &config.regions).map_err(Error::Regions)?;
     let node_id = format!(
         "{}-{}-{:06x}",
         config.region,
@@ -65,7 +69,14 @@ pub async fn run(
     .await?;
     let (stopping_tx, stopping) = watch::channel(false);
     let (stopped_tx, stopped) = watch::channel(false);
-    let shared = rooms::Shared::new(client.clone(), config, node_id.clone(), resets, stopped);
+    let shared = rooms::Shared::new(
+        client.clone(),
+        config,
+        regions,
+        node_id.clone(),
+        resets,
+        stopped,
+    );
 
     let app =
         http::router(shared.clone(), stopping).merge(live_common::ops::router(client.clone()));

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use live_proto::subjects::{self, LiveKind};
-use live_proto::{VideoId, v1};
+use live_proto::{Regions, VideoId, v1};
 use prost::Message as _;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -43,32 +43,45 @@ pub struct Room {
     idle: Notify,
 }
 
+/// Where the room is in one region's comment sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Sequence of the newest comment broadcast.
+    pub last_seq: u64,
+    /// Whether `last_seq` was read from JetStream (else the first live comment sets it).
+    pub known: bool,
+    /// Every comment with a higher sequence is in the ring.
+    pub complete_since: u64,
+}
+
 /// What the room shares with joining viewers, under a std mutex: every critical
 /// section is short and none awaits.
 struct RoomState {
-    likes_total: u64,
+    /// Durable likes total per region (index in `--regions`); the total is the sum.
+    likes: Vec<u64>,
     viewers_total: u64,
-    /// Sequence of the newest comment broadcast.
-    last_seq: u64,
-    /// Whether `last_seq` was read from JetStream (else the first live comment sets it).
-    baseline_known: bool,
-    /// Recent comments, oldest first.
+    /// Position per region.
+    positions: Vec<Position>,
+    /// Recent comments of all regions, in the order they were broadcast.
     ring: VecDeque<Frame>,
-    /// Every comment of this video with a sequence above this is in `ring`.
-    complete_since: u64,
+}
+
+impl RoomState {
+    fn likes_total(&self) -> u64 {
+        self.likes.iter().sum()
+    }
 }
 
 /// What a joining viewer starts from.
 pub struct Snapshot {
     pub likes: u64,
     pub viewers: u64,
-    pub last_seq: u64,
-    pub baseline_known: bool,
-    pub complete_since: u64,
+    pub positions: Vec<Position>,
     /// The ring's comments after the viewer's cursor (all of them if the ring does not
     /// reach back to the cursor).
     pub ring: Vec<Frame>,
-    /// Whether the ring reaches back to the cursor (else JetStream must fill in).
+    /// Whether the ring reaches back to the cursor in every region (else JetStream must
+    /// fill in).
     pub covers_cursor: bool,
 }
 
@@ -80,16 +93,14 @@ pub struct Feeds {
 }
 
 impl Room {
-    pub fn new(video: VideoId, queue: usize) -> Arc<Self> {
+    pub fn new(video: VideoId, queue: usize, regions: usize) -> Arc<Self> {
         Arc::new(Room {
             video,
             state: Mutex::new(RoomState {
-                likes_total: 0,
+                likes: vec![0; regions],
                 viewers_total: 0,
-                last_seq: 0,
-                baseline_known: false,
+                positions: vec![Position::default(); regions],
                 ring: VecDeque::new(),
-                complete_since: 0,
             }),
             tx: broadcast::channel(queue.max(16)).0,
             likes: watch::channel(None).0,
@@ -128,55 +139,76 @@ impl Room {
         )
     }
 
-    /// Subscribes a viewer whose last seen comment is `cursor` (if any): the feeds first,
-    /// then the snapshot, so nothing falls between the two.
-    pub fn join(&self, cursor: Option<u64>) -> (Feeds, Snapshot) {
+    /// Subscribes a viewer whose position is `cursor` (if any): the feeds first, then
+    /// the snapshot, so nothing falls between the two.
+    pub fn join(&self, cursor: Option<&[u64]>) -> (Feeds, Snapshot) {
         let state = self.state();
         let feeds = Feeds {
             frames: self.tx.subscribe(),
             likes: self.likes.subscribe(),
             viewers: self.viewers.subscribe(),
         };
-        // Resuming viewers get the ring's comments after their cursor; if the ring
+        // Resuming viewers get the ring's comments after their cursor; where the ring
         // does not reach back to the cursor, all of it (JetStream supplies the rest).
         let (ring, covers_cursor) = match cursor {
             Some(c) => {
-                let after = c.max(state.complete_since);
+                let after = |f: &Frame| {
+                    let r = usize::from(f.region);
+                    c[r].max(state.positions[r].complete_since)
+                };
                 let ring = state
                     .ring
                     .iter()
-                    .filter(|f| f.seq > after)
+                    .filter(|f| f.seq > after(f))
                     .cloned()
                     .collect();
-                (ring, c >= state.complete_since)
+                let covers = c
+                    .iter()
+                    .zip(&state.positions)
+                    .all(|(c, p)| *c >= p.complete_since);
+                (ring, covers)
             }
             None => (Vec::new(), true),
         };
         let snapshot = Snapshot {
-            likes: state.likes_total,
+            likes: state.likes_total(),
             viewers: state.viewers_total.max(1),
-            last_seq: state.last_seq,
-            baseline_known: state.baseline_known,
-            complete_since: state.complete_since,
+            positions: state.positions.clone(),
             ring,
             covers_cursor,
         };
         (feeds, snapshot)
     }
 
-    /// Appends a comment to the ring and broadcasts it (under the state lock, so a
-    /// joining viewer sees it either in the ring or in its feed).
-    fn push_comment(&self, frame: Frame, ring_capacity: usize) {
+    /// Encodes comment `seq` of region `r` (once, for every viewer), appends it to the
+    /// ring and broadcasts it, under the state lock, so a joining viewer sees it either
+    /// in the ring or in its feed.
+    fn push_comment(
+        &self,
+        regions: &Regions,
+        r: usize,
+        seq: u64,
+        comment: &v1::Comment,
+        ring_capacity: usize,
+    ) {
         let mut state = self.state();
-        if frame.seq <= state.last_seq {
+        if seq <= state.positions[r].last_seq {
             return;
         }
-        state.last_seq = frame.seq;
-        state.baseline_known = true;
+        state.positions[r].last_seq = seq;
+        state.positions[r].known = true;
+        let seqs: Vec<u64> = state.positions.iter().map(|p| p.last_seq).collect();
+        let frame = sse::comment(
+            r as u8,
+            seq,
+            &regions.comment_id(r, seq),
+            &regions.format_cursor(&seqs),
+            comment,
+        );
         state.ring.push_back(frame.clone());
         while state.ring.len() > ring_capacity {
             if let Some(old) = state.ring.pop_front() {
-                state.complete_since = old.seq;
+                state.positions[usize::from(old.region)].complete_since = old.seq;
             }
         }
         let _ = self.tx.send(frame);
@@ -263,25 +295,31 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     tracing::debug!(%video, "room closed");
 }
 
-/// Reads the durable likes total and the newest comment's sequence from JetStream.
+/// Reads each region's durable likes total and newest comment sequence from JetStream.
 async fn load_baseline(room: &Room, shared: &Shared) {
     let video = &room.video;
-    let likes = shared.history.likes_total(video).await;
-    let last = shared.history.last_comment_seq(video).await;
-    let mut state = room.state();
-    match likes {
-        Ok(total) => state.likes_total = state.likes_total.max(total),
-        Err(e) => tracing::warn!(%video, error = %e, "likes total unavailable"),
-    }
-    match last {
-        Ok(seq) if seq >= state.last_seq => {
-            state.last_seq = seq;
-            state.complete_since = seq;
-            state.baseline_known = true;
+    for r in 0..shared.regions.len() {
+        let likes = shared.history.likes_total(r, video).await;
+        let last = shared.history.last_comment_seq(r, video).await;
+        let mut state = room.state();
+        match likes {
+            Ok(total) => state.likes[r] = state.likes[r].max(total),
+            Err(e) => tracing::warn!(%video, region = r, error = %e, "likes total unavailable"),
         }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(%video, error = %e, "last comment unknown; the next live comment sets it")
+        let position = &mut state.positions[r];
+        match last {
+            Ok(seq) if seq >= position.last_seq => {
+                *position = Position {
+                    last_seq: seq,
+                    known: true,
+                    complete_since: seq,
+                };
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                %video, region = r, error = %e,
+                "last comment unknown; the next live comment sets it"
+            ),
         }
     }
 }
@@ -293,17 +331,21 @@ async fn on_message(
     presence: &mut Presence,
     msg: async_nats::Message,
 ) {
-    let Some((_, kind)) = subjects::parse_live(&msg.subject) else {
+    let Some((region, _, kind)) = subjects::parse_live(&msg.subject) else {
         return;
     };
+    let Some(r) = shared.regions.index_of(region) else {
+        // A region this deployment does not list: not ours to count.
+        return undecodable();
+    };
     match kind {
-        LiveKind::Comment => on_comment(room, shared, msg).await,
+        LiveKind::Comment => on_comment(room, shared, r, msg).await,
         LiveKind::Likes => match v1::Likes::decode(msg.payload) {
             Ok(l) => {
                 metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
                 {
                     let mut state = room.state();
-                    state.likes_total = state.likes_total.max(l.total);
+                    state.likes[r] = state.likes[r].max(l.total);
                 }
                 likes.add(l.count, l.accepted_at_ms, Instant::now());
             }
@@ -335,7 +377,9 @@ fn undecodable() {
     metrics::counter!("frontend_undecodable_total").increment(1);
 }
 
-async fn on_comment(room: &Room, shared: &Shared, msg: async_nats::Message) {
+/// A comment republished by region `r`'s stream, with its sequence and the video's
+/// previous one in that stream.
+async fn on_comment(room: &Room, shared: &Shared, r: usize, msg: async_nats::Message) {
     let header = |name: &str| -> Option<u64> {
         msg.headers
             .as_ref()?
@@ -354,65 +398,76 @@ async fn on_comment(room: &Room, shared: &Shared, msg: async_nats::Message) {
         Err(_) => return undecodable(),
     };
     metrics::counter!("frontend_events_in_total", "kind" => "comment").increment(1);
-    let (last, known) = {
-        let s = room.state();
-        (s.last_seq, s.baseline_known)
-    };
-    if seq <= last {
+    let position = room.state().positions[r];
+    if seq <= position.last_seq {
         metrics::counter!("frontend_duplicate_comments_total").increment(1);
         return;
     }
-    if known && prev > last {
-        backfill(room, shared, last, prev).await;
+    if position.known && prev > position.last_seq {
+        backfill(room, shared, r, position.last_seq, prev).await;
     }
-    room.push_comment(sse::comment(seq, &comment), shared.config.replay_buffer);
+    room.push_comment(
+        &shared.regions,
+        r,
+        seq,
+        &comment,
+        shared.config.replay_buffer,
+    );
 }
 
-/// Fetches the comments `after < seq <= upto` the room missed and broadcasts them.
-async fn backfill(room: &Room, shared: &Shared, after: u64, upto: u64) {
+/// Fetches region `r`'s comments `after < seq <= upto` the room missed and broadcasts
+/// them.
+async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64) {
     let video = &room.video;
     match shared
         .history
-        .comments(video, after, upto, shared.config.max_replay)
+        .comments(r, video, after, upto, shared.config.max_replay)
         .await
     {
-        Ok(frames) => {
-            metrics::counter!("frontend_backfilled_comments_total").increment(frames.len() as u64);
-            tracing::info!(%video, after, upto, n = frames.len(), "closed a gap in the live feed");
-            for f in frames {
-                room.push_comment(f, shared.config.replay_buffer);
+        Ok(comments) => {
+            metrics::counter!("frontend_backfilled_comments_total")
+                .increment(comments.len() as u64);
+            tracing::info!(%video, region = r, after, upto, n = comments.len(), "closed a gap in the live feed");
+            for (seq, comment) in comments {
+                room.push_comment(
+                    &shared.regions,
+                    r,
+                    seq,
+                    &comment,
+                    shared.config.replay_buffer,
+                );
             }
         }
         Err(e) => {
             // Viewers still resume correctly: their Last-Event-ID replays from JetStream.
-            tracing::warn!(%video, after, upto, error = %e, "backfill failed");
+            tracing::warn!(%video, region = r, after, upto, error = %e, "backfill failed");
         }
     }
 }
 
 /// After a reconnect: backfill anything stored since the last comment we broadcast.
 async fn catch_up(room: &Room, shared: &Shared) {
-    let (last, known) = {
-        let s = room.state();
-        (s.last_seq, s.baseline_known)
-    };
-    if !known {
-        return load_baseline(room, shared).await;
-    }
-    if let Ok(newest) = shared.history.last_comment_seq(&room.video).await
-        && newest > last
-    {
-        backfill(room, shared, last, newest).await;
-    }
-    if let Ok(total) = shared.history.likes_total(&room.video).await {
-        let mut state = room.state();
-        state.likes_total = state.likes_total.max(total);
+    for r in 0..shared.regions.len() {
+        let position = room.state().positions[r];
+        if !position.known {
+            load_baseline(room, shared).await;
+            continue;
+        }
+        if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
+            && newest > position.last_seq
+        {
+            backfill(room, shared, r, position.last_seq, newest).await;
+        }
+        if let Ok(total) = shared.history.likes_total(r, &room.video).await {
+            let mut state = room.state();
+            state.likes[r] = state.likes[r].max(total);
+        }
     }
 }
 
 fn flush_likes(room: &Room, likes: &mut LikeCoalescer) {
     if let Some(batch) = likes.flush(Instant::now()) {
-        let total = room.state().likes_total;
+        let total = room.state().likes_total();
         room.likes
             .send_replace(Some(sse::likes(batch.count, total, batch.oldest_ms)));
     }
@@ -451,12 +506,12 @@ async fn publish_presence(room: &Room, shared: &Shared, viewers: u64) {
         viewers: viewers.min(u32::MAX as u64) as u32,
         at_ms: live_proto::now_ms(),
         ttl_ms: shared.config.presence_ttl.as_millis() as u32,
-        region: shared.config.region.clone(),
+        region: shared.regions.own().to_string(),
     };
     if let Err(e) = shared
         .client
         .publish(
-            subjects::live_presence(&room.video),
+            subjects::live_presence(shared.regions.own(), &room.video),
             msg.encode_to_vec().into(),
         )
         .await

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use live_proto::VideoId;
+use live_proto::{Regions, VideoId};
 use tokio::sync::{Semaphore, watch};
 
 use crate::Config;
@@ -20,6 +20,7 @@ pub struct Shared {
     pub client: async_nats::Client,
     pub history: History,
     pub config: Config,
+    pub regions: Regions,
     /// Unique per process; names this node in presence messages and in `/connz`.
     pub node_id: String,
     /// Bumped on every NATS reconnect or slow-consumer drop.
@@ -44,14 +45,16 @@ impl Shared {
     pub fn new(
         client: async_nats::Client,
         config: Config,
+        regions: Regions,
         node_id: String,
         reconnects: watch::Receiver<u64>,
         stopped: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Shared {
-            history: History::new(async_nats::jetstream::new(client.clone())),
+            history: History::new(async_nats::jetstream::new(client.clone()), regions.clone()),
             client,
             config,
+            regions,
             node_id,
             reconnects,
             stopped,
@@ -77,7 +80,7 @@ impl Shared {
             let room = rooms
                 .entry(video.clone())
                 .or_insert_with(|| {
-                    let room = Room::new(video, self.config.viewer_queue);
+                    let room = Room::new(video, self.config.viewer_queue, self.regions.len());
                     tokio::spawn(room::run(room.clone(), self.clone()));
                     metrics::gauge!("frontend_rooms").increment(1.0);
                     room

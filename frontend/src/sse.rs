@@ -7,8 +7,10 @@ use serde::Serialize;
 /// One encoded event, shared by every viewer of a video.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// The comment's id (stream sequence); 0 for frames that are not comments.
+    /// The comment's sequence in its region's stream; 0 for frames that are not comments.
     pub seq: u64,
+    /// The comment's region (index in `--regions`).
+    pub region: u8,
     /// When the publisher accepted what this frame carries (UNIX ms); 0 if nothing.
     pub accepted_at_ms: i64,
     pub bytes: Bytes,
@@ -45,19 +47,21 @@ fn event(name: &str, id: Option<&str>, data: &impl Serialize) -> Bytes {
     Bytes::from(out)
 }
 
-/// `comment`, with the SSE `id:` the viewer resumes from.
-pub fn comment(seq: u64, c: &live_proto::v1::Comment) -> Frame {
-    let id = seq.to_string();
+/// `comment` number `seq` of region `region`: `id` is the comment's id (in the data),
+/// `cursor` the position to resume from after it (the SSE `id:`; the same as `id` with
+/// one region).
+pub fn comment(region: u8, seq: u64, id: &str, cursor: &str, c: &live_proto::v1::Comment) -> Frame {
     let data = CommentData {
-        id: &id,
+        id,
         user: &c.user,
         text: &c.text,
         ts: c.accepted_at_ms,
     };
     Frame {
         seq,
+        region,
         accepted_at_ms: c.accepted_at_ms,
-        bytes: event("comment", Some(&id), &data),
+        bytes: event("comment", Some(cursor), &data),
     }
 }
 
@@ -65,6 +69,7 @@ pub fn comment(seq: u64, c: &live_proto::v1::Comment) -> Frame {
 pub fn likes(count: u64, total: u64, accepted_at_ms: i64) -> Frame {
     Frame {
         seq: 0,
+        region: 0,
         accepted_at_ms,
         bytes: event(
             "likes",
@@ -78,6 +83,7 @@ pub fn likes(count: u64, total: u64, accepted_at_ms: i64) -> Frame {
 pub fn viewers(count: u64) -> Frame {
     Frame {
         seq: 0,
+        region: 0,
         accepted_at_ms: 0,
         bytes: event("viewers", None, &serde_json::json!({ "count": count })),
     }
@@ -87,6 +93,7 @@ pub fn viewers(count: u64) -> Frame {
 pub fn heartbeat() -> Frame {
     Frame {
         seq: 0,
+        region: 0,
         accepted_at_ms: 0,
         bytes: Bytes::from_static(b": heartbeat\n\n"),
     }
@@ -125,7 +132,7 @@ mod tests {
             accepted_at_ms: 5,
             ..Default::default()
         };
-        let f = comment(42, &c);
+        let f = comment(0, 42, "42", "42", &c);
         let s = std::str::from_utf8(&f.bytes).unwrap();
         assert_eq!(
             s,

@@ -15,6 +15,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::cursor::Cursor;
+use crate::history::Stored;
 use crate::room::{Feeds, Snapshot};
 use crate::rooms::Membership;
 use crate::sse::{self, Frame};
@@ -28,7 +30,8 @@ pub struct Viewer {
     /// the last id it got).
     end_after_prelude: bool,
     feeds: Feeds,
-    cursor: u64,
+    /// The viewer's position per region: comments at or before it are not sent again.
+    cursor: Cursor,
     stopping: watch::Receiver<bool>,
     drain: Duration,
     drain_at: Option<Instant>,
@@ -42,10 +45,10 @@ pub enum OpenError {
 }
 
 impl Viewer {
-    /// Opens a stream for a viewer whose last seen comment is `cursor`.
+    /// Opens a stream for a viewer resuming from `cursor` (its `Last-Event-ID`), if any.
     pub async fn open(
         membership: Membership,
-        cursor: Option<u64>,
+        cursor: Option<Cursor>,
         stopping: watch::Receiver<bool>,
     ) -> Result<Viewer, OpenError> {
         let room = membership.room().clone();
@@ -53,7 +56,7 @@ impl Viewer {
         if !room.ready(READY_TIMEOUT).await {
             return Err(OpenError::NotReady);
         }
-        let (feeds, snap) = room.join(cursor);
+        let (feeds, snap) = room.join(cursor.as_deref());
         let config = &shared.config;
         let retry_ms = {
             let base = config.retry.as_millis() as u64;
@@ -61,15 +64,18 @@ impl Viewer {
         };
         let mut prelude = VecDeque::from([sse::prelude(retry_ms, snap.likes, snap.viewers)]);
         let mut end_after_prelude = false;
-        let mut position = snap.last_seq;
+        // After the prelude the viewer has everything up to the room's position.
+        let mut position: Cursor = snap.positions.iter().map(|p| p.last_seq).collect();
 
         if let Some(cursor) = cursor {
-            let outcome = resume(&membership, cursor, &snap).await;
+            let outcome = resume(&membership, &cursor, &snap).await;
             match outcome {
                 Resume::Frames { frames, complete } => {
                     metrics::counter!("frontend_replayed_comments_total")
                         .increment(frames.len() as u64);
-                    position = frames.last().map_or(cursor, |f| f.seq).max(cursor);
+                    for (p, c) in position.iter_mut().zip(&cursor) {
+                        *p = (*p).max(*c);
+                    }
                     prelude.extend(frames.into_iter().map(|f| f.bytes));
                     end_after_prelude = !complete;
                 }
@@ -149,10 +155,11 @@ impl Viewer {
     /// reading holds references to shared frames, not copies.
     fn take(&mut self, frame: Frame) -> Option<Bytes> {
         if frame.is_comment() {
-            if frame.seq <= self.cursor {
+            let position = &mut self.cursor[usize::from(frame.region)];
+            if frame.seq <= *position {
                 return None;
             }
-            self.cursor = frame.seq;
+            *position = frame.seq;
         }
         record(&frame, 1);
         Some(frame.bytes)
@@ -189,10 +196,15 @@ enum Resume {
     Retry,
 }
 
-async fn resume(membership: &Membership, cursor: u64, snap: &Snapshot) -> Resume {
+async fn resume(membership: &Membership, cursor: &[u64], snap: &Snapshot) -> Resume {
     let room = membership.room();
     let shared = membership.shared();
-    if snap.baseline_known && cursor > snap.last_seq {
+    let regions = &shared.regions;
+    let unknown = cursor
+        .iter()
+        .zip(&snap.positions)
+        .any(|(c, p)| p.known && *c > p.last_seq);
+    if unknown {
         return Resume::Reset("unknown resume point");
     }
     if snap.covers_cursor {
@@ -207,35 +219,77 @@ async fn resume(membership: &Membership, cursor: u64, snap: &Snapshot) -> Resume
         return Resume::Retry;
     };
     let history = &shared.history;
-    let first = match history.first_comment_seq(&room.video).await {
-        Ok(first) => first,
-        Err(e) => {
-            tracing::warn!(video = %room.video, error = %e, "replay unavailable");
-            return Resume::Retry;
-        }
-    };
-    let truncated = match first {
-        Some(first) => first > cursor + 1,
-        None => cursor < snap.last_seq,
-    };
-    if truncated {
-        return Resume::Reset("history before the resume point is no longer retained");
-    }
-    let upto = snap.complete_since;
     let max = shared.config.max_replay;
-    match history.comments(&room.video, cursor, upto, max).await {
-        Ok(mut frames) => {
-            let reached = frames.last().map_or(cursor, |f| f.seq);
-            let complete = reached >= upto || frames.len() < max;
-            if complete {
-                // Then the ring's comments, which start right after `upto`.
-                frames.extend(snap.ring.iter().filter(|f| f.seq > reached).cloned());
-            }
-            Resume::Frames { frames, complete }
+    let mut complete = true;
+    let mut missed: Vec<VecDeque<Stored>> = Vec::with_capacity(cursor.len());
+    for (r, (&after, position)) in cursor.iter().zip(&snap.positions).enumerate() {
+        let upto = position.complete_since;
+        if after >= upto {
+            missed.push(VecDeque::new());
+            continue;
         }
-        Err(e) => {
-            tracing::warn!(video = %room.video, error = %e, "replay failed");
-            Resume::Retry
+        let first = match history.first_comment_seq(r, &room.video).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(video = %room.video, region = r, error = %e, "replay unavailable");
+                return Resume::Retry;
+            }
+        };
+        let truncated = match first {
+            Some(first) => first > after + 1,
+            None => after < position.last_seq,
+        };
+        if truncated {
+            return Resume::Reset("history before the resume point is no longer retained");
+        }
+        match history.comments(r, &room.video, after, upto, max).await {
+            Ok(comments) => {
+                let reached = comments.last().map_or(after, |(seq, _)| *seq);
+                if reached < upto && comments.len() >= max {
+                    complete = false;
+                }
+                missed.push(comments.into());
+            }
+            Err(e) => {
+                tracing::warn!(video = %room.video, region = r, error = %e, "replay failed");
+                return Resume::Retry;
+            }
         }
     }
+    // Merge the regions by acceptance time, each region in its own order; every frame's
+    // SSE id is the viewer's position right after it.
+    let mut running = cursor.to_vec();
+    let mut frames = Vec::new();
+    while frames.len() < max {
+        let next = missed
+            .iter()
+            .enumerate()
+            .filter_map(|(r, q)| q.front().map(|(_, c)| (c.accepted_at_ms, r)))
+            .min();
+        let Some((_, r)) = next else { break };
+        let Some((seq, comment)) = missed[r].pop_front() else {
+            break;
+        };
+        running[r] = seq;
+        frames.push(sse::comment(
+            r as u8,
+            seq,
+            &regions.comment_id(r, seq),
+            &regions.format_cursor(&running),
+            &comment,
+        ));
+    }
+    if missed.iter().any(|q| !q.is_empty()) {
+        complete = false;
+    }
+    if complete {
+        // Then the ring's comments, which start right after each region's replay.
+        frames.extend(
+            snap.ring
+                .iter()
+                .filter(|f| f.seq > running[usize::from(f.region)])
+                .cloned(),
+        );
+    }
+    Resume::Frames { frames, complete }
 }

@@ -81,8 +81,10 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
         if !aud.reconnect {
             return;
         }
-        let base = st.retry_ms.unwrap_or(1000).clamp(100, 30_000);
-        let ms = (base << st.failures.min(4)).min(15_000);
+        // The server's `retry:` (1 s without one), doubled for each of the first two
+        // consecutive failures, at most 10 s, then jittered to 50–150 %.
+        let base = st.retry_ms.unwrap_or(1000).clamp(100, 10_000);
+        let ms = (base << st.failures.min(2)).min(10_000);
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;

@@ -5,9 +5,11 @@
 //! - [`v1`]: the prost-generated messages of `live/v1/live.proto`.
 //! - [`ids`]: [`VideoId`], [`UserId`] and [`CommentText`], the only way a user-supplied
 //!   string gets into a subject or a stored message.
+//! - [`regions`]: [`Region`], [`Regions`], comment ids and resume cursors across regions.
 //! - [`subjects`]: every subject name, built from a [`VideoId`].
 
 pub mod ids;
+pub mod regions;
 pub mod subjects;
 
 /// Messages of the `live.v1` protobuf package.
@@ -16,6 +18,7 @@ pub mod v1 {
 }
 
 pub use ids::{CommentText, InvalidInput, UserId, VideoId};
+pub use regions::{Region, Regions};
 
 /// Milliseconds since the UNIX epoch, the clock every `*_at_ms` field uses.
 pub fn now_ms() -> i64 {

@@ -1,54 +1,90 @@
-//! NATS subject names and stream names. The table is in `proto/README.md`.
+//! NATS subject and stream names. The table is in `proto/README.md`.
 //!
-//! Every function takes a [`VideoId`], so a subject can only be built from a validated id.
+//! Subjects are built only from a [`VideoId`] and a [`Region`], both validated, so a
+//! user-supplied string can never add a token or a wildcard.
 
 use crate::VideoId;
+use crate::regions::Region;
 
-/// JetStream stream holding every accepted comment (`store.v1.*.comment`).
-pub const COMMENTS_STREAM: &str = "COMMENTS";
-/// JetStream counter stream holding each video's likes total (`likes.v1.*`).
-pub const LIKES_STREAM: &str = "LIKES";
+/// The region's stream of accepted comments (`store.v1.{region}.*.comment`).
+pub fn comments_stream(region: &Region) -> String {
+    format!("COMMENTS_{region}")
+}
 
-/// Subjects of the COMMENTS stream.
-pub const STORE_COMMENTS_ALL: &str = "store.v1.*.comment";
-/// Subjects of the LIKES stream.
-pub const LIKES_ALL: &str = "likes.v1.*";
-/// Everything ingest clients may publish (the publisher's queue subscription).
+/// The region's counter stream of likes totals (`likes.v1.{region}.*`).
+pub fn likes_stream(region: &Region) -> String {
+    format!("LIKES_{region}")
+}
+
+/// A mirror, kept in region `here`, of region `origin`'s stream `stream`
+/// (e.g. `COMMENTS_east_west`): same subjects, same sequences.
+pub fn mirror_stream(stream: &str, here: &Region) -> String {
+    format!("{stream}_{here}")
+}
+
+/// The stream to read region `origin`'s data from, in region `here`: its own stream, or
+/// the local mirror of it.
+pub fn readable_stream(stream: String, origin: &Region, here: &Region) -> String {
+    if origin == here {
+        stream
+    } else {
+        mirror_stream(&stream, here)
+    }
+}
+
+/// Subjects of a region's COMMENTS stream.
+pub fn store_comments_all(region: &Region) -> String {
+    format!("store.v1.{region}.*.comment")
+}
+
+/// Subjects of a region's LIKES stream.
+pub fn likes_all(region: &Region) -> String {
+    format!("likes.v1.{region}.*")
+}
+
+/// Republish mapping of a region's COMMENTS stream: stored → live.
+pub fn republish(region: &Region) -> (String, String) {
+    (
+        format!("store.v1.{region}.>"),
+        format!("live.v1.{region}.>"),
+    )
+}
+
+/// Everything ingest clients may publish (the publishers' queue subscription).
 pub const INGEST_ALL: &str = "ingest.v1.*.*";
-/// Queue group of the publishers on [`INGEST_ALL`].
+/// Queue group of the publishers on [`INGEST_ALL`]; with gateways, the local region's
+/// publishers answer first.
 pub const INGEST_QUEUE: &str = "publisher";
-/// Republish mapping of the COMMENTS stream: stored → live.
-pub const REPUBLISH_SRC: &str = "store.v1.>";
-pub const REPUBLISH_DEST: &str = "live.v1.>";
 
-/// Where the publisher stores a comment (COMMENTS stream).
-pub fn store_comment(video: &VideoId) -> String {
-    format!("store.v1.{video}.comment")
+/// Where a region's publisher stores a comment.
+pub fn store_comment(region: &Region, video: &VideoId) -> String {
+    format!("store.v1.{region}.{video}.comment")
 }
 
-/// The video's counter in the LIKES stream.
-pub fn likes_counter(video: &VideoId) -> String {
-    format!("likes.v1.{video}")
+/// The video's counter in a region's LIKES stream.
+pub fn likes_counter(region: &Region, video: &VideoId) -> String {
+    format!("likes.v1.{region}.{video}")
 }
 
-/// Everything live about one video: a frontend's single subscription per video.
+/// Everything live about one video from every region: a frontend's single
+/// subscription per video.
 pub fn live_all(video: &VideoId) -> String {
-    format!("live.v1.{video}.*")
+    format!("live.v1.*.{video}.*")
 }
 
 /// Stored comments as republished by JetStream.
-pub fn live_comment(video: &VideoId) -> String {
-    format!("live.v1.{video}.comment")
+pub fn live_comment(region: &Region, video: &VideoId) -> String {
+    format!("live.v1.{region}.{video}.comment")
 }
 
 /// Coalesced likes.
-pub fn live_likes(video: &VideoId) -> String {
-    format!("live.v1.{video}.likes")
+pub fn live_likes(region: &Region, video: &VideoId) -> String {
+    format!("live.v1.{region}.{video}.likes")
 }
 
 /// Frontends' viewer counts.
-pub fn live_presence(video: &VideoId) -> String {
-    format!("live.v1.{video}.presence")
+pub fn live_presence(region: &Region, video: &VideoId) -> String {
+    format!("live.v1.{region}.{video}.presence")
 }
 
 /// Ingest of likes (request-reply, answered with `IngestReply`).
@@ -61,7 +97,7 @@ pub fn ingest_comment(video: &VideoId) -> String {
     format!("ingest.v1.{video}.comment")
 }
 
-/// What arrives on a `live.v1.{video}.*` subscription.
+/// What arrives on a `live.v1.*.{video}.*` subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveKind {
     Comment,
@@ -76,17 +112,18 @@ pub enum IngestKind {
     Comment,
 }
 
-/// Splits `live.v1.{video}.{kind}`; `None` for anything else.
-pub fn parse_live(subject: &str) -> Option<(&str, LiveKind)> {
+/// Splits `live.v1.{region}.{video}.{kind}` into `(region, video, kind)`.
+pub fn parse_live(subject: &str) -> Option<(&str, &str, LiveKind)> {
     let rest = subject.strip_prefix("live.v1.")?;
-    let (video, kind) = rest.rsplit_once('.')?;
+    let (region, rest) = rest.split_once('.')?;
+    let (video, kind) = rest.split_once('.')?;
     let kind = match kind {
         "comment" => LiveKind::Comment,
         "likes" => LiveKind::Likes,
         "presence" => LiveKind::Presence,
         _ => return None,
     };
-    Some((video, kind))
+    Some((region, video, kind))
 }
 
 /// Splits `ingest.v1.{video}.{like|comment}` and validates the video token.
@@ -108,13 +145,14 @@ mod tests {
     #[test]
     fn subjects_round_trip() {
         let v = VideoId::parse("v-1_A").unwrap();
+        let east = Region::parse("east").unwrap();
         assert_eq!(
-            parse_live(&live_comment(&v)),
-            Some(("v-1_A", LiveKind::Comment))
+            parse_live(&live_comment(&east, &v)),
+            Some(("east", "v-1_A", LiveKind::Comment))
         );
         assert_eq!(
-            parse_live(&live_likes(&v)),
-            Some(("v-1_A", LiveKind::Likes))
+            parse_live(&live_likes(&east, &v)),
+            Some(("east", "v-1_A", LiveKind::Likes))
         );
         assert_eq!(
             parse_ingest(&ingest_like(&v)),
@@ -126,6 +164,24 @@ mod tests {
         );
         assert_eq!(parse_ingest("ingest.v1.a.b.like"), None);
         assert_eq!(parse_ingest("ingest.v1.a.share"), None);
-        assert_eq!(parse_live("live.v2.a.comment"), None);
+        assert_eq!(parse_live("live.v2.e.a.comment"), None);
+        assert_eq!(parse_live("live.v1.e.a.b.comment"), None);
+    }
+
+    #[test]
+    fn streams_and_mirrors() {
+        let (east, west) = (
+            Region::parse("east").unwrap(),
+            Region::parse("west").unwrap(),
+        );
+        assert_eq!(comments_stream(&east), "COMMENTS_east");
+        assert_eq!(
+            readable_stream(comments_stream(&east), &east, &west),
+            "COMMENTS_east_west"
+        );
+        assert_eq!(
+            readable_stream(likes_stream(&west), &west, &west),
+            "LIKES_west"
+        );
     }
 }

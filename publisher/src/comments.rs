@@ -2,7 +2,7 @@
 //! JetStream acknowledged the write. JetStream's republish then delivers it live.
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use live_proto::{CommentText, UserId, VideoId, subjects, v1};
+use live_proto::{CommentText, Regions, UserId, VideoId, subjects, v1};
 use prost::Message as _;
 
 use crate::retry;
@@ -17,23 +17,23 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct CommentStore {
     js: jetstream::Context,
-    region: String,
+    regions: Regions,
 }
 
-/// A stored comment's id: its sequence in the COMMENTS stream, the cursor viewers
-/// resume from (`Last-Event-ID`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommentId(pub u64);
+/// A stored comment's id: its sequence in its region's COMMENTS stream (`"42"`, or
+/// `"east:42"` with several regions), the cursor viewers resume from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentId(pub String);
 
 impl std::fmt::Display for CommentId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
+        f.write_str(&self.0)
     }
 }
 
 impl CommentStore {
-    pub fn new(js: jetstream::Context, region: String) -> Self {
-        Self { js, region }
+    pub fn new(js: jetstream::Context, regions: Regions) -> Self {
+        Self { js, regions }
     }
 
     /// Stores the comment; returns after JetStream acknowledged it. `dedupe_key` becomes
@@ -51,10 +51,10 @@ impl CommentStore {
             user: user.to_string(),
             text: text.into_string(),
             accepted_at_ms: live_proto::now_ms(),
-            region: self.region.clone(),
+            region: self.regions.own().to_string(),
         };
         let payload = bytes::Bytes::from(comment.encode_to_vec());
-        let subject = subjects::store_comment(video);
+        let subject = subjects::store_comment(self.regions.own(), video);
         // The same message with the same Nats-Msg-Id on every attempt: stored once.
         let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
             let publish = PublishMessage::build()
@@ -71,7 +71,10 @@ impl CommentStore {
         if ack.duplicate {
             metrics::counter!("publisher_comments_duplicate_total").increment(1);
         }
-        Ok(CommentId(ack.sequence))
+        Ok(CommentId(
+            self.regions
+                .comment_id(self.regions.own_index(), ack.sequence),
+        ))
     }
 }
 

@@ -21,9 +21,16 @@ pub struct Config {
     #[command(flatten)]
     pub nats: NatsArgs,
 
-    /// Region name, stamped on every accepted like and comment.
+    /// Region name, stamped on every accepted like and comment. With several regions it
+    /// must equal the region's NATS cluster name (streams are placed there).
     #[arg(long, env = "REGION", default_value = "local")]
     pub region: String,
+
+    /// Every region of the deployment, in the same order for every service (comma
+    /// separated, e.g. "east,west"); empty means just --region. The publisher keeps a
+    /// mirror of the other regions' streams in its own region.
+    #[arg(long, env = "REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
 
     /// JetStream replicas of the COMMENTS and LIKES streams (3 on a 3-node cluster).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]

@@ -43,6 +43,8 @@ pub enum Error {
     Subscribe(#[from] async_nats::SubscribeError),
     #[error("invalid --cors-origin: {0}")]
     Cors(String),
+    #[error("invalid --region/--regions: {0}")]
+    Regions(live_proto::InvalidInput),
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,10 +57,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     live_common::telemetry::prometheus();
+    let regions =
+        live_proto::Regions::new(&config.region, &config.regions).map_err(Error::Regions)?;
     let name = format!("publisher-{}-{}", config.region, std::process::id());
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
-    let like_keys = streams::ensure(&js, &config).await?;
+    let like_keys = streams::ensure(&js, &config, &regions).await?;
 
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
@@ -72,9 +76,9 @@ pub async fn run(
     }
     let service = Arc::new(service::Service {
         auth: auth::Auth::new(config.jwt_secret.clone()),
-        comments: comments::CommentStore::new(js, config.region.clone()),
+        comments: comments::CommentStore::new(js, regions.clone()),
         like_keys,
-        likes: likes::LikeBatcher::spawn(client.clone(), config.region.clone(), config.like_window),
+        likes: likes::LikeBatcher::spawn(client.clone(), regions.own().clone(), config.like_window),
         like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),
         comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),
     });

@@ -16,7 +16,7 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use live_proto::{VideoId, subjects, v1};
+use live_proto::{Region, VideoId, subjects, v1};
 use prost::Message as _;
 
 use crate::retry;
@@ -57,25 +57,36 @@ pub struct Like {
 pub struct LikeBatcher {
     tx: mpsc::Sender<Like>,
     js: jetstream::Context,
+    region: Region,
 }
 
 impl LikeBatcher {
     /// Starts the batcher task; it ends when every handle is dropped, after flushing.
-    pub fn spawn(client: async_nats::Client, region: String, window: Duration) -> Self {
+    pub fn spawn(client: async_nats::Client, region: Region, window: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let flusher_region = region.clone();
         let js = crate::retry::context(client.clone());
         let flusher = Flusher {
             js: js.clone(),
             client,
-            region: region.into(),
+            region,
         };
         tokio::spawn(run(rx, flusher, window));
-        LikeBatcher { tx, js }
+        LikeBatcher {
+            tx,
+            js,
+            region: flusher_region,
+        }
     }
 
     /// The video's durable likes total, read from the LIKES stream.
     pub async fn total(&self, video: &VideoId) -> Result<u64, LikeError> {
-        read_total(&self.js, &subjects::likes_counter(video)).await
+        read_total(
+            &self.js,
+            &self.region,
+            &subjects::likes_counter(&self.region, video),
+        )
+        .await
     }
 
     /// Queues a like; waits if the queue is full.
@@ -107,7 +118,7 @@ struct Batch {
 struct Flusher {
     js: jetstream::Context,
     client: async_nats::Client,
-    region: Arc<str>,
+    region: Region,
 }
 
 async fn run(mut rx: mpsc::Receiver<Like>, flusher: Flusher, window: Duration) {
@@ -178,7 +189,10 @@ impl Flusher {
                     };
                     if let Err(e) = self
                         .client
-                        .publish(subjects::live_likes(&video), event.encode_to_vec().into())
+                        .publish(
+                            subjects::live_likes(&self.region, &video),
+                            event.encode_to_vec().into(),
+                        )
                         .await
                     {
                         tracing::warn!(%video, error = %e, "publishing likes event failed");
@@ -198,7 +212,7 @@ impl Flusher {
     /// Adds `count` to the video's counter; returns the new total. Retried through
     /// failures with one `Nats-Msg-Id` per batch, so a batch is counted once.
     async fn increment(&self, video: &VideoId, count: u64) -> Result<u64, LikeError> {
-        let subject = subjects::likes_counter(video);
+        let subject = subjects::likes_counter(&self.region, video);
         let msg_id = crate::comments::random_key();
         let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
             let mut headers = HeaderMap::new();
@@ -218,7 +232,7 @@ impl Flusher {
         match ack.value.as_deref().and_then(|v| v.parse().ok()) {
             Some(total) => Ok(total),
             // A retried batch that had been stored: its ack carries no value; read it.
-            None => read_total(&self.js, &subject).await,
+            None => read_total(&self.js, &self.region, &subject).await,
         }
     }
 
@@ -251,13 +265,17 @@ impl Flusher {
 }
 
 /// Reads a counter's value (0 if the video never had a like).
-async fn read_total(js: &jetstream::Context, subject: &str) -> Result<u64, LikeError> {
+async fn read_total(
+    js: &jetstream::Context,
+    region: &Region,
+    subject: &str,
+) -> Result<u64, LikeError> {
     #[derive(serde::Deserialize)]
     struct Counter {
         val: String,
     }
     let stream = js
-        .get_stream_no_info(subjects::LIKES_STREAM)
+        .get_stream_no_info(subjects::likes_stream(region))
         .await
         .map_err(|e| LikeError::Store(e.to_string()))?;
     match stream.direct_get_last_for_subject(subject).await {
