@@ -48,14 +48,19 @@ wait_http http://127.0.0.1:8081/healthz
 pids+=($!)
 wait_http http://127.0.0.1:8080/healthz
 
+# loadgen names its videos PREFIX0000, PREFIX0001, …: with --demo the audience watches
+# demo0000, so that is the video whose page is printed.
+video=demo
+if $demo; then video=demo0000; fi
+
 cat <<TXT
 
-  live page     http://127.0.0.1:8080/?video=demo
-  viewer (SSE)  curl -N http://127.0.0.1:8080/v1/videos/demo/events
+  live page     http://127.0.0.1:8080/?video=$video
+  viewer (SSE)  curl -N http://127.0.0.1:8080/v1/videos/$video/events
   comment       curl -X POST -H 'Content-Type: application/json' \\
-                  -d '{"user":"alice","text":"hello"}' http://127.0.0.1:8081/v1/videos/demo/comments
+                  -d '{"user":"alice","text":"hello"}' http://127.0.0.1:8081/v1/videos/$video/comments
   like          curl -X POST -H 'Content-Type: application/json' \\
-                  -d '{"user":"alice"}' http://127.0.0.1:8081/v1/videos/demo/likes
+                  -d '{"user":"alice"}' http://127.0.0.1:8081/v1/videos/$video/likes
   metrics       http://127.0.0.1:8080/metrics  http://127.0.0.1:8081/metrics
   NATS          nats://127.0.0.1:4222 (monitoring http://127.0.0.1:8222)
 
@@ -63,6 +68,24 @@ Ctrl-C stops everything.
 TXT
 
 if $demo; then
-  DEMO_CMD
+  # A synthetic audience so the page moves, from `loadgen run` (its output goes to
+  # .run/demo.log): 300 viewers of the demo video; ~300 likes/s and a comment every
+  # ~1.5 s, rotating over 600 users, so each user stays far below the publisher's
+  # per-user limits (likes 20/s, comments 1/s). loadgen runs a day at a time, in a
+  # loop, until Ctrl-C; the trap stops the running one with the loop.
+  (
+    trap 'kill -TERM "${lg:-}" 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM
+    while :; do
+      "$bin/loadgen" run --videos 1 --video-prefix demo \
+        --viewers 300 --connect-rate 100 --warmup 1s --duration 24h --drain 0s \
+        --likes-per-sec 300 --comments-per-sec 0.7 --users 600 --user-prefix fan \
+        --text-len 12 --frontend http://127.0.0.1:8080 --publisher http://127.0.0.1:8081 \
+        >>.run/demo.log 2>&1 &
+      lg=$!
+      wait "$lg" || sleep 1
+    done
+  ) &
+  pids+=($!)
+  echo "  demo audience: 300 viewers, ~300 likes/s, a comment every ~1.5 s (log: .run/demo.log)"
 fi
 wait

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// The key W3C WebDriver uses for an element reference.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735d5b5f8c";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where Chromium and chromedriver are, if both are installed.
 pub struct Tools {

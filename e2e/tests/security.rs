@@ -615,21 +615,24 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
 
     let (watcher, _) = connect_as(&nats, "frontend", Default::default()).await;
     let mut seen = watcher.subscribe("live.v1.>").await.unwrap();
-    let mut stored = watcher.subscribe("live.v1.x.comment").await.unwrap();
+    let mut stored = watcher.subscribe("live.v1.local.x.comment").await.unwrap();
     watcher.flush().await.unwrap();
 
     // A frontend may not inject comments or likes, nor post or read ingest, nor touch
     // the streams.
     let (fe, mut fe_errors) = connect_as(&nats, "frontend", Default::default()).await;
     for subject in [
-        "live.v1.x.comment",
-        "live.v1.x.likes",
+        "live.v1.local.x.comment",
+        "live.v1.local.x.likes",
         "ingest.v1.x.like",
         "ingest.v1.x.comment",
-        "store.v1.x.comment",
-        "likes.v1.x",
-        "$JS.API.STREAM.DELETE.COMMENTS",
-        "$JS.API.STREAM.PURGE.LIKES",
+        "store.v1.local.x.comment",
+        "likes.v1.local.x",
+        "$KV.LIKE_KEYS_local.x",
+        "$JS.API.STREAM.CREATE.EVIL",
+        "$JS.API.STREAM.UPDATE.COMMENTS_local",
+        "$JS.API.STREAM.DELETE.COMMENTS_local",
+        "$JS.API.STREAM.PURGE.LIKES_local",
     ] {
         fe.publish(subject, "forged".into()).await.unwrap();
         fe.flush().await.unwrap();
@@ -639,19 +642,19 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     fe.flush().await.unwrap();
     expect_violation(&mut fe_errors, "Subscription", "ingest.v1.>").await;
     // What a frontend needs still works: presence.
-    fe.publish("live.v1.x.presence", "count".into())
+    fe.publish("live.v1.local.x.presence", "count".into())
         .await
         .unwrap();
     fe.flush().await.unwrap();
     let msg = tokio::time::timeout(T, seen.next()).await.unwrap().unwrap();
-    assert_eq!(msg.subject.as_str(), "live.v1.x.presence");
+    assert_eq!(msg.subject.as_str(), "live.v1.local.x.presence");
 
     // An ingest client may only post to ingest.
     let (ingest, mut ingest_errors) = connect_as(&nats, "ingest", Default::default()).await;
     for subject in [
-        "live.v1.x.comment",
-        "store.v1.x.comment",
-        "$JS.API.STREAM.DELETE.COMMENTS",
+        "live.v1.local.x.comment",
+        "store.v1.local.x.comment",
+        "$JS.API.STREAM.DELETE.COMMENTS_local",
     ] {
         ingest.publish(subject, "forged".into()).await.unwrap();
         ingest.flush().await.unwrap();
@@ -665,9 +668,10 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     // delete its streams.
     let (publisher, mut pub_errors) = connect_as(&nats, "publisher", Default::default()).await;
     for subject in [
-        "live.v1.x.comment",
-        "live.v1.x.presence",
-        "$JS.API.STREAM.DELETE.COMMENTS",
+        "live.v1.local.x.comment",
+        "live.v1.local.x.presence",
+        "$JS.API.STREAM.DELETE.COMMENTS_local",
+        "$JS.API.STREAM.PURGE.LIKES_local",
     ] {
         publisher.publish(subject, "forged".into()).await.unwrap();
         publisher.flush().await.unwrap();

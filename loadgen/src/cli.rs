@@ -106,7 +106,7 @@ pub struct ViewerArgs {
     #[arg(long, default_value = "10s")]
     pub connect_timeout: Dur,
     /// Viewer JWT, sent as `?token=`.
-    #[arg(long, env = "LOADGEN_VIEWER_TOKEN")]
+    #[arg(long, env = "LOADGEN_VIEWER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// SO_RCVBUF of viewer sockets in bytes (0: the OS default).
     #[arg(long, default_value_t = 0)]
@@ -136,11 +136,14 @@ pub struct PublishArgs {
     /// NATS URLs, comma separated (with --via nats).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
+    /// NATS credentials file (with --via nats).
     #[arg(long, env = "NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
+    /// NATS user (with --nats-password).
     #[arg(long, env = "NATS_USER")]
     pub nats_user: Option<String>,
-    #[arg(long, env = "NATS_PASSWORD")]
+    /// NATS password (with --nats-user).
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
     pub nats_password: Option<String>,
     /// Comments per second over all videos (0: none).
     #[arg(long, default_value_t = 10.0)]
@@ -154,13 +157,14 @@ pub struct PublishArgs {
     /// Distinct users the requests rotate through (PREFIX0, PREFIX1, …).
     #[arg(long, default_value_t = 1000)]
     pub users: usize,
+    /// Prefix of the user ids.
     #[arg(long, default_value = "u")]
     pub user_prefix: String,
     /// Length of each comment text in characters.
     #[arg(long, default_value_t = 32)]
     pub text_len: usize,
     /// Bearer token for the publisher's POSTs (the body then carries no `user`).
-    #[arg(long, env = "LOADGEN_BEARER")]
+    #[arg(long, env = "LOADGEN_BEARER", hide_env_values = true)]
     pub bearer: Option<String>,
     /// Timeout of one request.
     #[arg(long, default_value = "5s")]
