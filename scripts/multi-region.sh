@@ -131,7 +131,7 @@ leaf() {
   export RUST_LOG="${RUST_LOG:-info}"
   start edge-east "$NATS_SERVER_BIN" -c nats/multi-region/leaf-east.conf
   wait_http http://127.0.0.1:18322/healthz "nats-server edge-east" 30
-  start frontend-edge-18083 "$bin/frontend" --listen 127.0.0.1:18083 --nats nats://127.0.0.1:14322 \
+  start frontend-edge-18083 "$bin/frontend" --listen 127.0.0.1:18083 --nats nats://127.0.0.1:14322 --js-domain hub \
     --region east --regions east,west --publisher-url http://127.0.0.1:18081
   wait_http http://127.0.0.1:18083/healthz frontend-edge-18083 30
   status

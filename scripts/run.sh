@@ -39,19 +39,16 @@ wait_http() { # url
 pids+=($!)
 wait_http http://127.0.0.1:8222/healthz
 
-"$bin/publisher" --listen 127.0.0.1:8081 --nats nats://127.0.0.1:4222 2>&1 | sed -u 's/^/[publisher] /' &
+"$bin/publisher" --listen 127.0.0.1:8081 --nats nats://127.0.0.1:4222 > >(sed -u 's/^/[publisher] /') 2>&1 &
 pids+=($!)
 wait_http http://127.0.0.1:8081/healthz
 
 "$bin/frontend" --listen 127.0.0.1:8080 --nats nats://127.0.0.1:4222 \
-  --publisher-url http://127.0.0.1:8081 2>&1 | sed -u 's/^/[frontend] /' &
+  --publisher-url http://127.0.0.1:8081 > >(sed -u 's/^/[frontend] /') 2>&1 &
 pids+=($!)
 wait_http http://127.0.0.1:8080/healthz
 
-# loadgen names its videos PREFIX0000, PREFIX0001, …: with --demo the audience watches
-# demo0000, so that is the video whose page is printed.
 video=demo
-if $demo; then video=demo0000; fi
 
 cat <<TXT
 
@@ -76,7 +73,7 @@ if $demo; then
   (
     trap 'kill -TERM "${lg:-}" 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM
     while :; do
-      "$bin/loadgen" run --videos 1 --video-prefix demo \
+      "$bin/loadgen" run --video-ids demo \
         --viewers 300 --connect-rate 100 --warmup 1s --duration 24h --drain 0s \
         --likes-per-sec 300 --comments-per-sec 0.7 --users 600 --user-prefix fan \
         --text-len 12 --frontend http://127.0.0.1:8080 --publisher http://127.0.0.1:8081 \

@@ -53,6 +53,17 @@ impl ApiError {
         }
     }
 
+    /// Seconds for a `Retry-After` header, for 429 and 503.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        }
+    }
+
     /// A 503 for a dependency that failed; `cause` is logged, not sent.
     pub fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
         tracing::warn!(%cause, "{what} unavailable");

@@ -267,3 +267,28 @@ pub async fn wait_until_healthy(url: &str) {
 
 /// A minimal WebDriver client (chromedriver + headless Chromium) for the browser test.
 pub mod webdriver;
+
+/// Starts a publisher on the NATS servers `urls` (comma separated) with `configure`
+/// applied to its default config; e.g. a region's publisher in a supercluster.
+pub async fn publisher_at(urls: &str, configure: impl FnOnce(&mut publisher::Config)) -> Service {
+    let mut config = publisher::Config::for_nats(urls);
+    configure(&mut config);
+    start_publisher(config).await
+}
+
+/// Starts a frontend on the NATS servers `urls` (comma separated) with `configure`
+/// applied to its default config.
+pub async fn frontend_at(urls: &str, configure: impl FnOnce(&mut frontend::Config)) -> Service {
+    let mut config = frontend::Config::for_nats(urls);
+    configure(&mut config);
+    start_frontend(config).await
+}
+
+/// Percentile `p` (0–100) of `sorted` (ascending), nearest rank; `None` if empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}

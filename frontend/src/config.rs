@@ -30,6 +30,12 @@ pub struct Config {
     #[arg(long, env = "REGIONS", value_delimiter = ',')]
     pub regions: Vec<String>,
 
+    /// JetStream domain to read history from (e.g. "hub"): needed on a leaf server, whose
+    /// connection to the region does not carry the plain JetStream API. Unset: the
+    /// JetStream of the servers this node connects to.
+    #[arg(long, env = "NATS_JS_DOMAIN")]
+    pub js_domain: Option<String>,
+
     /// At most one `likes` event per video per this interval.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub like_interval: Duration,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -23,21 +23,27 @@ use crate::viewer::Viewer;
 /// The demo page; `__PUBLISHER_URL__` is replaced with `--publisher-url`.
 const PAGE: &str = include_str!("../assets/index.html");
 
+/// Opens viewer streams: the checks and the join, shared by the fast path
+/// ([`crate::server`]) and the axum route.
+#[derive(Clone)]
+pub struct Events {
+    pub shared: Arc<Shared>,
+    pub stopping: watch::Receiver<bool>,
+}
+
 #[derive(Clone)]
 struct AppState {
-    shared: Arc<Shared>,
-    stopping: watch::Receiver<bool>,
+    events: Events,
     page: Arc<str>,
 }
 
-pub fn router(shared: Arc<Shared>, stopping: watch::Receiver<bool>) -> Router {
-    let page = PAGE.replace("__PUBLISHER_URL__", &shared.config.publisher_url);
+pub fn router(events: Events) -> Router {
+    let page = PAGE.replace("__PUBLISHER_URL__", &events.shared.config.publisher_url);
     Router::new()
         .route("/", get(page_handler))
-        .route("/v1/videos/{video}/events", get(events))
+        .route("/v1/videos/{video}/events", get(events_route))
         .with_state(AppState {
-            shared,
-            stopping,
+            events,
             page: page.into(),
         })
 }
@@ -69,59 +75,78 @@ fn authorize(key: Option<&Key>, video: &VideoId, token: Option<&str>) -> Result<
     Ok(())
 }
 
-async fn events(
-    State(state): State<AppState>,
-    Path(video): Path<String>,
-    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let video = VideoId::parse(&video).map_err(|e| ApiError::BadRequest(e.0))?;
-    let Query(query) = query.map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
-    authorize(
-        state.shared.config.jwt_secret.as_ref(),
-        &video,
-        query.token.as_deref(),
-    )?;
-    // The header (sent by EventSource on its own reconnects) wins over the query
-    // parameter, which may be stale.
-    let raw_cursor = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?
-                .to_owned(),
-        ),
-        None => query.last_event_id,
-    };
-    let cursor = match raw_cursor {
-        Some(raw) => cursor::parse(&state.shared.regions, &raw).ok_or_else(|| {
-            ApiError::BadRequest("invalid Last-Event-ID: expected a comment id".into())
-        })?,
-        None => None,
-    };
-    if *state.stopping.borrow() {
-        return Err(ApiError::Unavailable {
-            message: "this frontend is shutting down".into(),
-            retry_after_secs: 1,
-        });
-    }
-    let membership = state
-        .shared
-        .join(video)
-        .map_err(|e| ApiError::Unavailable {
+impl Events {
+    /// Checks a viewer request (`{video}` from the path, the raw query string, the
+    /// `Last-Event-ID` header) and opens its stream.
+    pub async fn open(
+        &self,
+        video: &str,
+        query: Option<&str>,
+        last_event_id: Option<&[u8]>,
+    ) -> Result<Viewer, ApiError> {
+        let video = VideoId::parse(video).map_err(|e| ApiError::BadRequest(e.0))?;
+        let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
+        let shared = &self.shared;
+        authorize(
+            shared.config.jwt_secret.as_ref(),
+            &video,
+            query.token.as_deref(),
+        )?;
+        // The header (sent by EventSource on its own reconnects) wins over the query
+        // parameter, which may be stale.
+        let raw_cursor = match last_event_id {
+            Some(v) => Some(
+                std::str::from_utf8(v)
+                    .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?
+                    .to_owned(),
+            ),
+            None => query.last_event_id,
+        };
+        let cursor = match raw_cursor {
+            Some(raw) => cursor::parse(&shared.regions, &raw).ok_or_else(|| {
+                ApiError::BadRequest("invalid Last-Event-ID: expected a comment id".into())
+            })?,
+            None => None,
+        };
+        if *self.stopping.borrow() {
+            return Err(ApiError::Unavailable {
+                message: "this frontend is shutting down".into(),
+                retry_after_secs: 1,
+            });
+        }
+        let membership = shared.join(video).map_err(|e| ApiError::Unavailable {
             message: e.to_string(),
             retry_after_secs: 5,
         })?;
-    let viewer = Viewer::open(membership, cursor, state.stopping.clone())
-        .await
-        .map_err(|e| ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_secs: 1,
-        })?;
-    let stream = futures::stream::unfold(viewer, |mut viewer| async move {
-        viewer
-            .next()
+        let draining = *self.stopping.borrow();
+        Viewer::open(membership, cursor, draining)
             .await
-            .map(|bytes| (Ok::<_, Infallible>(bytes), viewer))
+            .map_err(|e| ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 1,
+            })
+    }
+}
+
+/// The same stream through axum, for a viewer request that arrives on a connection
+/// hyper already serves (e.g. after `GET /` on a keep-alive connection).
+async fn events_route(
+    State(state): State<AppState>,
+    Path(video): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last_event_id = headers.get("last-event-id").map(|v| v.as_bytes());
+    let viewer = state
+        .events
+        .open(&video, query.as_deref(), last_event_id)
+        .await?;
+    let stream = futures::stream::unfold(viewer, |mut viewer| async move {
+        let bytes = viewer.next().await?;
+        // Handed to hyper, which writes it next: close enough to "written".
+        viewer.record_written(1);
+        Some((Ok::<_, Infallible>(bytes), viewer))
     });
     let mut response = Body::from_stream(stream).into_response();
     *response.status_mut() = StatusCode::OK;

@@ -10,19 +10,21 @@
 //! - [`coalesce`]: likes coalescing (one `likes` event per interval at most).
 //! - [`history`]: reads from JetStream (likes total, stored comments).
 //! - [`sse`]: encoding of events, once per node.
+//! - [`stats`]: hot-path metric handles, registered once.
 //! - [`cursor`]: the `Last-Event-ID` parser.
 //! - [`http`]: the routes.
-//! - [`listener`]: accepted sockets get `TCP_NODELAY` and a write timeout.
+//! - [`server`]: the HTTP server: viewer streams on a fast path, the rest via axum.
 
 pub mod coalesce;
 pub mod config;
 pub mod cursor;
 pub mod history;
 pub mod http;
-pub mod listener;
 pub mod room;
 pub mod rooms;
+pub mod server;
 pub mod sse;
+pub mod stats;
 pub mod viewer;
 
 use std::future::Future;
@@ -78,24 +80,25 @@ pub async fn run(
         stopped,
     );
 
-    let app =
-        http::router(shared.clone(), stopping).merge(live_common::ops::router(client.clone()));
+    let events = http::Events {
+        shared: shared.clone(),
+        stopping,
+    };
+    let app = http::router(events.clone()).merge(live_common::ops::router(client.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %node_id, "frontend listening");
-    let listener = listener::ViewerListener::new(
-        listener,
-        shared.config.write_timeout,
-        shared.config.send_buffer,
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(viewers = shared.viewer_count(), "draining viewers");
-            let _ = stopping_tx.send(true);
-        })
-        .await?;
+    let options = server::SocketOptions {
+        write_timeout: shared.config.write_timeout,
+        send_buffer: shared.config.send_buffer,
+    };
+    server::serve(listener, app, events, options, stopping_tx, async move {
+        shutdown.await;
+        tracing::info!(viewers = shared.viewer_count(), "draining viewers");
+    })
+    .await?;
     let _ = stopped_tx.send(true);
-    let _ = client.flush().await;
+    // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("frontend stopped");
     Ok(())
 }

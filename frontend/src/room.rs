@@ -5,8 +5,7 @@
 //! - comments (republished by JetStream with their sequence) are checked for gaps with
 //!   `Nats-Last-Sequence`, backfilled from JetStream when one is found, kept in a small
 //!   ring for resuming viewers, and broadcast one by one;
-//! - likes are coalesced into at most one `likes` frame per `--like-interval`, published
-//!   as "latest value" so a slow viewer skips intermediate ones;
+//! - likes are coalesced into at most one `likes` frame per `--like-interval`;
 //! - presence messages of all frontends are summed into the `viewers` count, sent at
 //!   most once a second when it changes;
 //! - a heartbeat frame every `--heartbeat`.
@@ -34,8 +33,6 @@ pub struct Room {
     pub video: VideoId,
     state: Mutex<RoomState>,
     tx: broadcast::Sender<Frame>,
-    likes: watch::Sender<Option<Frame>>,
-    viewers: watch::Sender<Option<Frame>>,
     ready: watch::Sender<bool>,
     /// Viewers of this video on this node; changed only under the rooms table lock
     /// (join) or by a leaving viewer.
@@ -85,13 +82,6 @@ pub struct Snapshot {
     pub covers_cursor: bool,
 }
 
-/// The receivers a viewer reads from.
-pub struct Feeds {
-    pub frames: broadcast::Receiver<Frame>,
-    pub likes: watch::Receiver<Option<Frame>>,
-    pub viewers: watch::Receiver<Option<Frame>>,
-}
-
 impl Room {
     pub fn new(video: VideoId, queue: usize, regions: usize) -> Arc<Self> {
         Arc::new(Room {
@@ -103,8 +93,6 @@ impl Room {
                 ring: VecDeque::new(),
             }),
             tx: broadcast::channel(queue.max(16)).0,
-            likes: watch::channel(None).0,
-            viewers: watch::channel(None).0,
             ready: watch::channel(false).0,
             local_viewers: AtomicU64::new(0),
             idle: Notify::new(),
@@ -141,13 +129,9 @@ impl Room {
 
     /// Subscribes a viewer whose position is `cursor` (if any): the feeds first, then
     /// the snapshot, so nothing falls between the two.
-    pub fn join(&self, cursor: Option<&[u64]>) -> (Feeds, Snapshot) {
+    pub fn join(&self, cursor: Option<&[u64]>) -> (broadcast::Receiver<Frame>, Snapshot) {
         let state = self.state();
-        let feeds = Feeds {
-            frames: self.tx.subscribe(),
-            likes: self.likes.subscribe(),
-            viewers: self.viewers.subscribe(),
-        };
+        let feed = self.tx.subscribe();
         // Resuming viewers get the ring's comments after their cursor; where the ring
         // does not reach back to the cursor, all of it (JetStream supplies the rest).
         let (ring, covers_cursor) = match cursor {
@@ -177,7 +161,7 @@ impl Room {
             ring,
             covers_cursor,
         };
-        (feeds, snapshot)
+        (feed, snapshot)
     }
 
     /// Encodes comment `seq` of region `r` (once, for every viewer), appends it to the
@@ -214,7 +198,8 @@ impl Room {
         let _ = self.tx.send(frame);
     }
 
-    fn broadcast(&self, frame: Frame) {
+    /// Sends a frame to every viewer of the room.
+    pub fn broadcast(&self, frame: Frame) {
         let _ = self.tx.send(frame);
     }
 }
@@ -468,8 +453,7 @@ async fn catch_up(room: &Room, shared: &Shared) {
 fn flush_likes(room: &Room, likes: &mut LikeCoalescer) {
     if let Some(batch) = likes.flush(Instant::now()) {
         let total = room.state().likes_total();
-        room.likes
-            .send_replace(Some(sse::likes(batch.count, total, batch.oldest_ms)));
+        room.broadcast(sse::likes(batch.count, total, batch.oldest_ms));
     }
 }
 
@@ -495,7 +479,7 @@ async fn presence_tick(room: &Room, shared: &Shared, presence: &mut Presence) {
         changed
     };
     if changed {
-        room.viewers.send_replace(Some(sse::viewers(total)));
+        room.broadcast(sse::viewers(total));
     }
 }
 

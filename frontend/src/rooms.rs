@@ -50,8 +50,12 @@ impl Shared {
         reconnects: watch::Receiver<u64>,
         stopped: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        let js = match &config.js_domain {
+            Some(domain) => async_nats::jetstream::with_domain(client.clone(), domain),
+            None => async_nats::jetstream::new(client.clone()),
+        };
         Arc::new(Shared {
-            history: History::new(async_nats::jetstream::new(client.clone()), regions.clone()),
+            history: History::new(js, regions.clone()),
             client,
             config,
             regions,
@@ -108,6 +112,13 @@ impl Shared {
             metrics::gauge!("frontend_rooms").decrement(1.0);
         }
         true
+    }
+
+    /// Tells every viewer on this node that the node is draining.
+    pub fn drain_all(&self) {
+        for room in self.rooms().values() {
+            room.broadcast(crate::sse::drain());
+        }
     }
 
     /// Rooms currently open on this node.

@@ -4,9 +4,22 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+/// What a frame is. Every kind travels through the room's one broadcast channel, so a
+/// viewer waits on a single queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Comment,
+    Likes,
+    Viewers,
+    Heartbeat,
+    /// Not written: the node is shutting down, the viewer's stream ends soon.
+    Drain,
+}
+
 /// One encoded event, shared by every viewer of a video.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    pub kind: Kind,
     /// The comment's sequence in its region's stream; 0 for frames that are not comments.
     pub seq: u64,
     /// The comment's region (index in `--regions`).
@@ -18,7 +31,7 @@ pub struct Frame {
 
 impl Frame {
     pub fn is_comment(&self) -> bool {
-        self.seq != 0
+        self.kind == Kind::Comment
     }
 }
 
@@ -58,6 +71,7 @@ pub fn comment(region: u8, seq: u64, id: &str, cursor: &str, c: &live_proto::v1:
         ts: c.accepted_at_ms,
     };
     Frame {
+        kind: Kind::Comment,
         seq,
         region,
         accepted_at_ms: c.accepted_at_ms,
@@ -68,6 +82,7 @@ pub fn comment(region: u8, seq: u64, id: &str, cursor: &str, c: &live_proto::v1:
 /// `likes`: `count` likes since the previous one, `total` the durable total.
 pub fn likes(count: u64, total: u64, accepted_at_ms: i64) -> Frame {
     Frame {
+        kind: Kind::Likes,
         seq: 0,
         region: 0,
         accepted_at_ms,
@@ -82,6 +97,7 @@ pub fn likes(count: u64, total: u64, accepted_at_ms: i64) -> Frame {
 /// `viewers`: viewers of the video on all frontends.
 pub fn viewers(count: u64) -> Frame {
     Frame {
+        kind: Kind::Viewers,
         seq: 0,
         region: 0,
         accepted_at_ms: 0,
@@ -92,10 +108,22 @@ pub fn viewers(count: u64) -> Frame {
 /// The heartbeat comment line.
 pub fn heartbeat() -> Frame {
     Frame {
+        kind: Kind::Heartbeat,
         seq: 0,
         region: 0,
         accepted_at_ms: 0,
         bytes: Bytes::from_static(b": heartbeat\n\n"),
+    }
+}
+
+/// The signal that the node is draining (never written to a viewer).
+pub fn drain() -> Frame {
+    Frame {
+        kind: Kind::Drain,
+        seq: 0,
+        region: 0,
+        accepted_at_ms: 0,
+        bytes: Bytes::new(),
     }
 }
 

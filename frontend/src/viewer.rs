@@ -3,23 +3,23 @@
 //!
 //! The viewer's queue is the room's bounded broadcast ring: a viewer that falls more
 //! than `--viewer-queue` frames behind is disconnected (its browser resumes with
-//! `Last-Event-ID` and loses nothing) and never slows the others. Likes and viewer counts
-//! are "latest value" channels: a slow viewer skips intermediate ones.
+//! `Last-Event-ID` and loses nothing) and never slows the others. Everything a viewer
+//! receives comes through that one queue, so a delivery is one wake-up.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use crate::cursor::Cursor;
 use crate::history::Stored;
-use crate::room::{Feeds, Snapshot};
+use crate::room::Snapshot;
 use crate::rooms::Membership;
-use crate::sse::{self, Frame};
+use crate::sse::{self, Frame, Kind};
 
 /// How long a viewer waits for its room to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,12 +29,16 @@ pub struct Viewer {
     /// End the stream after the prelude (a partial replay: the client continues with
     /// the last id it got).
     end_after_prelude: bool,
-    feeds: Feeds,
+    /// The room's broadcast: comments, likes, viewer counts, heartbeats, drain.
+    feed: broadcast::Receiver<Frame>,
     /// The viewer's position per region: comments at or before it are not sent again.
     cursor: Cursor,
-    stopping: watch::Receiver<bool>,
     drain: Duration,
     drain_at: Option<Instant>,
+    /// Frames were lost to the bounded queue: the stream ends (the client resumes).
+    lagged: bool,
+    /// Acceptance time of the oldest frame handed out since the last latency sample.
+    oldest_ms: i64,
     _membership: Membership,
 }
 
@@ -46,17 +50,18 @@ pub enum OpenError {
 
 impl Viewer {
     /// Opens a stream for a viewer resuming from `cursor` (its `Last-Event-ID`), if any.
+    /// `draining`: the node is already shutting down.
     pub async fn open(
         membership: Membership,
         cursor: Option<Cursor>,
-        stopping: watch::Receiver<bool>,
+        draining: bool,
     ) -> Result<Viewer, OpenError> {
         let room = membership.room().clone();
         let shared = membership.shared().clone();
         if !room.ready(READY_TIMEOUT).await {
             return Err(OpenError::NotReady);
         }
-        let (feeds, snap) = room.join(cursor.as_deref());
+        let (feed, snap) = room.join(cursor.as_deref());
         let config = &shared.config;
         let retry_ms = {
             let base = config.retry.as_millis() as u64;
@@ -86,16 +91,31 @@ impl Viewer {
                 Resume::Retry => end_after_prelude = true,
             }
         }
-        Ok(Viewer {
+        let mut viewer = Viewer {
             prelude,
             end_after_prelude,
-            feeds,
+            feed,
             cursor: position,
-            stopping,
             drain: config.drain,
             drain_at: None,
+            lagged: false,
+            oldest_ms: 0,
             _membership: membership,
-        })
+        };
+        if draining {
+            viewer.start_drain();
+        }
+        Ok(viewer)
+    }
+
+    /// The stream ends at a random moment within the drain window, so a node's viewers
+    /// reconnect to the other nodes spread out.
+    fn start_drain(&mut self) {
+        if self.drain_at.is_none() {
+            let ms = self.drain.as_millis() as u64;
+            let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
+            self.drain_at = Some(Instant::now() + delay);
+        }
     }
 
     /// The next bytes to write, `None` to end the stream.
@@ -103,88 +123,110 @@ impl Viewer {
         if let Some(b) = self.prelude.pop_front() {
             return Some(b);
         }
-        if self.end_after_prelude {
+        if self.end_after_prelude || self.lagged {
             return None;
         }
-        let far = Instant::now() + Duration::from_secs(86_400);
         loop {
-            let wake = {
-                let stopping = &mut self.stopping;
-                let feeds = &mut self.feeds;
-                tokio::select! {
+            // One wait per frame: the room's broadcast (and the drain deadline, if any).
+            let received = match self.drain_at {
+                None => self.feed.recv().await,
+                Some(at) => tokio::select! {
                     biased;
-                    _ = async { let _ = stopping.wait_for(|s| *s).await; }, if self.drain_at.is_none() => Wake::Stopping,
-                    _ = tokio::time::sleep_until(self.drain_at.unwrap_or(far)), if self.drain_at.is_some() => Wake::Drained,
-                    frame = feeds.frames.recv() => Wake::Frame(frame),
-                    Ok(()) = feeds.likes.changed() => Wake::Latest(feeds.likes.borrow_and_update().clone()),
-                    Ok(()) = feeds.viewers.changed() => Wake::Latest(feeds.viewers.borrow_and_update().clone()),
-                }
+                    _ = tokio::time::sleep_until(at) => return None,
+                    r = self.feed.recv() => r,
+                },
             };
-            match wake {
-                Wake::Stopping => {
-                    // Spread the reconnects of a node's viewers over the drain window.
-                    let ms = self.drain.as_millis() as u64;
-                    let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
-                    self.drain_at = Some(Instant::now() + delay);
-                }
-                Wake::Drained => return None,
-                Wake::Frame(Ok(frame)) => {
+            match received {
+                Ok(frame) => {
                     if let Some(bytes) = self.take(frame) {
                         return Some(bytes);
                     }
                 }
-                Wake::Frame(Err(RecvError::Lagged(n))) => {
-                    metrics::counter!("frontend_viewers_dropped_total", "reason" => "lagged")
-                        .increment(1);
-                    tracing::debug!(missed = n, "viewer too slow, disconnecting");
+                Err(RecvError::Lagged(n)) => {
+                    lagged(n);
                     return None;
                 }
-                Wake::Frame(Err(RecvError::Closed)) => return None,
-                Wake::Latest(Some(frame)) => {
-                    record(&frame, 1);
-                    return Some(frame.bytes);
-                }
-                Wake::Latest(None) => {}
+                Err(RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// Waits for the next bytes to write, then adds whatever else is already queued, up
+    /// to `max` frames, so they go out with one `writev`. `false` ends the stream.
+    pub async fn next_batch(&mut self, out: &mut Vec<Bytes>, max: usize) -> bool {
+        let Some(first) = self.next().await else {
+            return false;
+        };
+        out.push(first);
+        while out.len() < max {
+            if let Some(b) = self.prelude.pop_front() {
+                out.push(b);
+                continue;
+            }
+            if self.end_after_prelude {
+                break;
+            }
+            match self.feed.try_recv() {
+                Ok(frame) => {
+                    if let Some(b) = self.take(frame) {
+                        out.push(b);
+                    }
+                }
+                Err(TryRecvError::Lagged(n)) => {
+                    // The receiver skipped ahead: end after this batch, never
+                    // silently past a gap.
+                    lagged(n);
+                    self.lagged = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        true
     }
 
     /// The frame's bytes, unless it is a comment at or before the viewer's position
-    /// (already replayed). The bytes are the room's shared buffer, never copied: hyper
-    /// queues up to 16 of them and writes them with one `writev`, so a viewer that stops
-    /// reading holds references to shared frames, not copies.
+    /// (already replayed) or the drain signal. The bytes are the room's shared buffer,
+    /// never copied.
     fn take(&mut self, frame: Frame) -> Option<Bytes> {
-        if frame.is_comment() {
-            let position = &mut self.cursor[usize::from(frame.region)];
-            if frame.seq <= *position {
+        match frame.kind {
+            Kind::Drain => {
+                self.start_drain();
                 return None;
             }
-            *position = frame.seq;
+            Kind::Comment => {
+                let position = &mut self.cursor[usize::from(frame.region)];
+                if frame.seq <= *position {
+                    return None;
+                }
+                *position = frame.seq;
+            }
+            Kind::Likes | Kind::Viewers | Kind::Heartbeat => {}
         }
-        record(&frame, 1);
+        if frame.accepted_at_ms > 0
+            && (self.oldest_ms == 0 || frame.accepted_at_ms < self.oldest_ms)
+        {
+            self.oldest_ms = frame.accepted_at_ms;
+        }
         Some(frame.bytes)
     }
-}
 
-fn record(frame: &Frame, n: u64) {
-    metrics::counter!("frontend_frames_out_total").increment(n);
-    if frame.accepted_at_ms > 0 {
-        latency(frame.accepted_at_ms);
+    /// Records the end-to-end latency of what was written since the last call (its
+    /// oldest frame) and counts the frames: call after a write completed.
+    pub fn record_written(&mut self, frames: usize) {
+        let stats = crate::stats::get();
+        stats.frames_out.increment(frames as u64);
+        if self.oldest_ms > 0 {
+            let ms = (live_proto::now_ms() - self.oldest_ms).max(0);
+            stats.latency.record(ms as f64 / 1000.0);
+            self.oldest_ms = 0;
+        }
     }
 }
 
-/// End-to-end latency: publisher acceptance → handed to the viewer's socket.
-fn latency(accepted_at_ms: i64) {
-    let ms = (live_proto::now_ms() - accepted_at_ms).max(0);
-    metrics::histogram!("frontend_delivery_latency_seconds").record(ms as f64 / 1000.0);
-}
-
-/// What woke a viewer up.
-enum Wake {
-    Stopping,
-    Drained,
-    Frame(Result<Frame, RecvError>),
-    Latest(Option<Frame>),
+fn lagged(missed: u64) {
+    crate::stats::get().dropped_lagged.increment(1);
+    tracing::debug!(missed, "viewer too slow, disconnecting");
 }
 
 enum Resume {

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::cli::ViewerArgs;
+use crate::cli::{Server, ViewerArgs};
 use crate::report::VideoCount;
 use crate::stats::Stats;
 use crate::target::{Target, split_list};
@@ -26,6 +26,8 @@ pub struct Slot {
     pub open: AtomicBool,
     /// New comments received since the measurement window started.
     pub window_comments: AtomicU64,
+    /// Likes totals seen in the window with the UNIX µs they arrived (sampled viewers).
+    pub likes_seen: Mutex<Vec<(u64, u64)>>,
 }
 
 /// Configuration and shared state of all viewers of this process.
@@ -41,6 +43,9 @@ pub struct Audience {
     pub recv_buffer: u32,
     pub connect_timeout: Duration,
     pub reconnect: bool,
+    pub server: Server,
+    /// The first this-many viewers of each video record the likes totals they see.
+    pub likes_sample: usize,
     pub slots: Box<[Slot]>,
     errors: AtomicU32,
 }
@@ -77,6 +82,8 @@ impl Audience {
             recv_buffer: args.recv_buffer,
             connect_timeout: args.connect_timeout.0,
             reconnect: !args.no_reconnect,
+            server: args.target,
+            likes_sample: args.likes_sample,
             slots: (0..args.viewers).map(|_| Slot::default()).collect(),
             errors: AtomicU32::new(0),
         })
@@ -87,7 +94,33 @@ impl Audience {
     }
 
     pub fn video_of(&self, i: usize) -> &str {
-        &self.videos[(self.offset + i) % self.videos.len()]
+        &self.videos[self.video_index(i)]
+    }
+
+    /// Index (into `videos`) of viewer `i`'s video.
+    pub fn video_index(&self, i: usize) -> usize {
+        (self.offset + i) % self.videos.len()
+    }
+
+    /// Whether viewer `i` records the likes totals it sees.
+    pub fn samples_likes(&self, i: usize) -> bool {
+        (self.offset + i) / self.videos.len() < self.likes_sample
+    }
+
+    /// The totals the sampled viewers saw since the last call, per video index; clears them.
+    pub fn take_likes_seen(&self) -> Vec<(usize, Vec<(u64, u64)>)> {
+        (0..self.len())
+            .filter(|&i| self.samples_likes(i))
+            .map(|i| {
+                let seen = std::mem::take(
+                    &mut *self.slots[i]
+                        .likes_seen
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                (self.video_index(i), seen)
+            })
+            .collect()
     }
 
     /// Prints an error while the budget lasts.
@@ -123,14 +156,26 @@ impl Audience {
         self.slots.iter().map(|s| s.open.load(Relaxed)).collect()
     }
 
-    /// Per video: viewers connected at the window's start and the comments they received.
-    pub fn window_counts(&self, eligible: &[bool]) -> BTreeMap<String, VideoCount> {
+    /// Each viewer's count of window comments so far (the base of the next window).
+    pub fn comment_counts(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .map(|s| s.window_comments.load(Relaxed))
+            .collect()
+    }
+
+    /// Per video: viewers connected at the window's start and the comments they received
+    /// since `base` (from [`comment_counts`](Self::comment_counts) at the window's start).
+    pub fn window_counts(&self, eligible: &[bool], base: &[u64]) -> BTreeMap<String, VideoCount> {
         let mut out = BTreeMap::<String, VideoCount>::new();
         for (i, slot) in self.slots.iter().enumerate() {
             if eligible.get(i).copied().unwrap_or(false) {
                 let v = out.entry(self.video_of(i).to_owned()).or_default();
                 v.viewers += 1;
-                v.received += slot.window_comments.load(Relaxed);
+                v.received += slot
+                    .window_comments
+                    .load(Relaxed)
+                    .saturating_sub(base.get(i).copied().unwrap_or(0));
             }
         }
         out

@@ -28,6 +28,10 @@ pub enum Cmd {
         common: CommonArgs,
         #[command(flatten)]
         viewers: ViewerArgs,
+        /// After the window, keep counting deliveries this long (lines up with the drain
+        /// of a `run` process publishing to these viewers).
+        #[arg(long, default_value = "0s")]
+        drain: Dur,
     },
     /// Publish comments and likes at a fixed rate (HTTP or NATS).
     Publish {
@@ -35,6 +39,8 @@ pub enum Cmd {
         common: CommonArgs,
         #[command(flatten)]
         publish: PublishArgs,
+        #[command(flatten)]
+        steps: StepArgs,
     },
     /// Viewers and publishing in one process; publishing starts once viewers are connected.
     Run {
@@ -44,11 +50,14 @@ pub enum Cmd {
         viewers: ViewerArgs,
         #[command(flatten)]
         publish: PublishArgs,
+        #[command(flatten)]
+        steps: StepArgs,
         /// After publishing stops, keep counting deliveries this long.
         #[arg(long, default_value = "2s")]
         drain: Dur,
     },
-    /// Merge the --json-out files of several processes into one result.
+    /// Merge the --json-out files of several processes into one result (files of stepped
+    /// runs are merged step by step).
     Merge {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -56,6 +65,26 @@ pub enum Cmd {
         #[arg(long)]
         json_out: Option<PathBuf>,
     },
+    /// The benchmark summary of `scripts/bench.sh`: reads the labelled results in a
+    /// directory, prints one markdown table and writes the latency plot (SVG).
+    Summary(SummaryArgs),
+}
+
+/// Flags of `summary`.
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    /// Directory of result files (`*.json`, one report per line, labelled with --label).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Write the markdown table here too.
+    #[arg(long)]
+    pub md_out: Option<PathBuf>,
+    /// Write the plot (latency percentiles against delivered comments/s) here.
+    #[arg(long)]
+    pub svg_out: Option<PathBuf>,
+    /// A line printed under the table (date, machine, command).
+    #[arg(long, default_value = "")]
+    pub note: String,
 }
 
 /// Flags of every measuring subcommand.
@@ -67,6 +96,9 @@ pub struct CommonArgs {
     /// Prefix of the video ids.
     #[arg(long, default_value = "v")]
     pub video_prefix: String,
+    /// Exact video ids, comma separated (instead of --videos/--video-prefix).
+    #[arg(long, value_delimiter = ',')]
+    pub video_ids: Vec<String>,
     /// Length of the measurement window (e.g. 30, 30s, 500ms, 2m).
     #[arg(long, default_value = "10s")]
     pub duration: Dur,
@@ -79,6 +111,46 @@ pub struct CommonArgs {
     /// No per-second progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// A name stored in the result (e.g. `fanout/ours`), for `summary`.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Server processes whose CPU (over each window) and RSS (before the ramp, at each
+    /// window's start and end) go into the result: `NAME:PID,NAME:PID` (Linux /proc).
+    #[arg(long)]
+    pub server_pids: Option<String>,
+    /// Start the (first) measurement window at this UNIX time in seconds instead of after
+    /// --warmup: lines up the windows of several processes.
+    #[arg(long)]
+    pub start_at: Option<f64>,
+}
+
+/// Rising rates: the run measures one window per step, keeping the viewers connected.
+#[derive(Debug, Clone, Args)]
+pub struct StepArgs {
+    /// Comment rates per second, one window each (e.g. 10,20,40,80), in place of
+    /// --comments-per-sec.
+    #[arg(long, value_delimiter = ',')]
+    pub comment_steps: Vec<f64>,
+    /// Like rates per second, one window each, in place of --likes-per-sec.
+    #[arg(long, value_delimiter = ',')]
+    pub like_steps: Vec<f64>,
+    /// Stop stepping once the viewers' comment p99 exceeds this.
+    #[arg(long, default_value = "1s")]
+    pub stop_p99: Dur,
+    /// Stop stepping once more than this fraction of the expected comments was lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub stop_loss: f64,
+    /// Stop stepping once fewer than this fraction of the offered requests was accepted
+    /// (or the rest failed).
+    #[arg(long, default_value_t = 0.95)]
+    pub stop_accepted: f64,
+}
+
+impl StepArgs {
+    /// The number of windows: the longest step list, at least 1.
+    pub fn count(&self) -> usize {
+        self.comment_steps.len().max(self.like_steps.len()).max(1)
+    }
 }
 
 /// Flags of the viewers.
@@ -114,6 +186,22 @@ pub struct ViewerArgs {
     /// Do not reconnect a viewer whose stream ended.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// What serves the viewers: this system, or nginx + nchan (`GET /sub/{video}`; unnamed
+    /// events whose JSON has `ts` are comments, counted per viewer, not deduplicated by id).
+    #[arg(long, value_enum, default_value_t = Server::Ours)]
+    pub target: Server,
+    /// The first N viewers of each video record when they see likes totals, for the
+    /// like latency (with likes published by the same process).
+    #[arg(long, default_value_t = 2)]
+    pub likes_sample: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Server {
+    /// This system's frontend (`/v1/videos/{video}/events`).
+    Ours,
+    /// nginx with the nchan module (`/sub/{video}`, EventSource subscriber).
+    Nchan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +210,9 @@ pub enum Via {
     Http,
     /// Protobuf request-reply on the NATS ingest subjects.
     Nats,
+    /// POST the comment JSON `{"id","user","text","ts"}` to nchan's `{publisher}/pub/{video}`
+    /// (comments only).
+    Nchan,
 }
 
 /// Flags of publishing.
@@ -200,6 +291,9 @@ impl FromStr for Dur {
 
 /// The video ids of a run.
 pub fn video_ids(c: &CommonArgs) -> Vec<String> {
+    if !c.video_ids.is_empty() {
+        return c.video_ids.clone();
+    }
     (0..c.videos)
         .map(|i| format!("{}{i:04}", c.video_prefix))
         .collect()

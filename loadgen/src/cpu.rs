@@ -5,10 +5,14 @@ use std::time::Instant;
 
 /// CPU seconds used by this process so far; `None` where `/proc` is not available.
 pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_stat_cpu(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User + system CPU seconds from the text of a `/proc/PID/stat`.
+pub fn parse_stat_cpu(stat: &str) -> Option<f64> {
     // Fields after the command name, which is in parentheses and may contain spaces:
     // state (3) … utime (14) stime (15).
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = rest.split_ascii_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;

@@ -1,5 +1,6 @@
-//! Sending one like or comment: HTTP POST to a publisher, or protobuf request-reply on the
-//! NATS ingest subjects. Success is a 202 either way.
+//! Sending one like or comment: HTTP POST to a publisher, protobuf request-reply on the
+//! NATS ingest subjects (success is a 202 either way), or, for the nginx + nchan baseline,
+//! a POST of the comment JSON to nchan's publisher location (success is any 2xx).
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -27,8 +28,26 @@ pub enum Ingest {
         bases: Vec<String>,
         bearer: Option<String>,
         next: AtomicUsize,
+        /// POST `{publisher}/pub/{video}` as nchan expects, instead of our API.
+        nchan: bool,
     },
     Nats(async_nats::Client),
+}
+
+/// The comment as nchan viewers receive it: what our frontend sends, with `ts` set here.
+#[derive(Serialize)]
+struct NchanComment<'a> {
+    id: String,
+    user: &'a str,
+    text: &'a str,
+    ts: i64,
+}
+
+/// The part of a like's `202` that matters here.
+#[derive(serde::Deserialize)]
+struct LikeAnswer {
+    #[serde(default)]
+    total: u64,
 }
 
 #[derive(Serialize)]
@@ -43,7 +62,7 @@ impl Ingest {
     pub async fn connect(args: &PublishArgs) -> anyhow::Result<Ingest> {
         let timeout = args.request_timeout.0;
         Ok(match args.via {
-            Via::Http => {
+            Via::Http | Via::Nchan => {
                 let bases: Vec<String> = split_list(&args.publisher)
                     .into_iter()
                     .map(|b| b.trim_end_matches('/').to_owned())
@@ -59,6 +78,7 @@ impl Ingest {
                     bases,
                     bearer: args.bearer.clone(),
                     next: AtomicUsize::new(0),
+                    nchan: args.via == Via::Nchan,
                 }
             }
             Via::Nats => {
@@ -80,20 +100,55 @@ impl Ingest {
         })
     }
 
-    /// Sends one request; `Err` says why it was not accepted.
+    /// Sends request `seq`; `Ok` carries the video's likes total for an accepted like (0
+    /// otherwise), `Err` says why it was not accepted.
     pub async fn send(
         &self,
         kind: Kind,
+        seq: u64,
         video: &str,
         user: &str,
         text: &str,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         match self {
+            Ingest::Http {
+                client,
+                bases,
+                next,
+                nchan: true,
+                ..
+            } => {
+                if kind == Kind::Like {
+                    return Err("nchan has no likes".into());
+                }
+                let base = &bases[next.fetch_add(1, Relaxed) % bases.len()];
+                let body = NchanComment {
+                    id: seq.to_string(),
+                    user,
+                    text,
+                    ts: live_proto::now_ms(),
+                };
+                let resp = client
+                    .post(format!("{base}/pub/{video}"))
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&body).map_err(|e| e.to_string())?)
+                    .send()
+                    .await
+                    .map_err(|e| chain(&e))?;
+                let status = resp.status();
+                let _ = resp.bytes().await.map_err(|e| chain(&e))?;
+                if status.is_success() {
+                    Ok(0)
+                } else {
+                    Err(format!("HTTP {status}"))
+                }
+            }
             Ingest::Http {
                 client,
                 bases,
                 bearer,
                 next,
+                ..
             } => {
                 let base = &bases[next.fetch_add(1, Relaxed) % bases.len()];
                 let (path, body) = match kind {
@@ -127,7 +182,12 @@ impl Ingest {
                 let status = resp.status();
                 let body = resp.bytes().await.map_err(|e| chain(&e))?;
                 if status.as_u16() == 202 {
-                    Ok(())
+                    Ok(match kind {
+                        Kind::Like => serde_json::from_slice::<LikeAnswer>(&body)
+                            .map(|a| a.total)
+                            .unwrap_or(0),
+                        Kind::Comment => 0,
+                    })
                 } else {
                     Err(format!(
                         "HTTP {status}: {}",
@@ -165,7 +225,7 @@ impl Ingest {
                 let reply = IngestReply::decode(msg.payload)
                     .map_err(|e| format!("bad IngestReply: {e}"))?;
                 if reply.status == 202 {
-                    Ok(())
+                    Ok(reply.total)
                 } else {
                     Err(format!("status {}: {}", reply.status, reply.error))
                 }

@@ -6,7 +6,9 @@ mod chunked;
 mod cli;
 mod cpu;
 mod ingest;
+mod likes;
 mod limits;
+mod procstat;
 mod progress;
 mod publish;
 mod report;
@@ -14,12 +16,12 @@ mod response;
 mod scenario;
 mod sse;
 mod stats;
+mod summary;
 mod target;
 mod viewer;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 
 use cli::{Cli, Cmd};
@@ -29,41 +31,58 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let plan = match cli.cmd {
         Cmd::Merge { files, json_out } => {
-            let mut reports = Vec::new();
+            let mut per_file = Vec::new();
             for f in &files {
-                let text = std::fs::read_to_string(f)
-                    .with_context(|| format!("reading {}", f.display()))?;
-                reports.push(
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("parsing {}", f.display()))?,
-                );
+                per_file.push(scenario::read(f)?);
             }
-            return scenario::emit(&report::merge(&reports)?, json_out.as_deref());
+            // Step i of every file is merged with step i of the others.
+            let steps = per_file.iter().map(Vec::len).max().unwrap_or(0);
+            let mut merged = Vec::new();
+            for i in 0..steps {
+                let reports: Vec<_> = per_file.iter().filter_map(|r| r.get(i).cloned()).collect();
+                let m = report::merge(&reports)?;
+                scenario::print(&m);
+                merged.push(m);
+            }
+            return scenario::write(&merged, json_out.as_deref());
         }
-        Cmd::Viewers { common, viewers } => Plan {
+        Cmd::Summary(args) => return summary::run(&args),
+        Cmd::Viewers {
+            common,
+            viewers,
+            drain,
+        } => Plan {
             mode: "viewers",
             common,
             viewers: Some(viewers),
             publish: None,
-            drain: Duration::ZERO,
+            steps: None,
+            drain: drain.0,
         },
-        Cmd::Publish { common, publish } => Plan {
+        Cmd::Publish {
+            common,
+            publish,
+            steps,
+        } => Plan {
             mode: "publish",
             common,
             viewers: None,
             publish: Some(publish),
+            steps: Some(steps),
             drain: Duration::ZERO,
         },
         Cmd::Run {
             common,
             viewers,
             publish,
+            steps,
             drain,
         } => Plan {
             mode: "run",
             common,
             viewers: Some(viewers),
             publish: Some(publish),
+            steps: Some(steps),
             drain: drain.0,
         },
     };
@@ -77,10 +96,23 @@ fn main() -> anyhow::Result<()> {
     let rt = rt.enable_all().build()?;
     let limit = plan.hard_limit();
     let json_out = plan.common.json_out.clone();
-    let report = rt
-        .block_on(async { tokio::time::timeout(limit, scenario::run(plan)).await })
-        .map_err(|_| anyhow::anyhow!("run exceeded its time bound of {limit:?}"))??;
-    scenario::emit(&report, json_out.as_deref())?;
+    // Each window's result is printed and written as soon as it is known, so a stepped run
+    // cut short still leaves its finished steps behind.
+    let mut done = Vec::new();
+    let result = rt.block_on(async {
+        tokio::time::timeout(
+            limit,
+            scenario::run(plan, |r| {
+                scenario::print(r);
+                done.push(r.clone());
+                if let Err(e) = scenario::write(&done, json_out.as_deref()) {
+                    eprintln!("loadgen: {e:#}");
+                }
+            }),
+        )
+        .await
+    });
+    result.map_err(|_| anyhow::anyhow!("run exceeded its time bound of {limit:?}"))??;
     // Do not wait for stray tasks (requests past their timeout, NATS client).
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(())

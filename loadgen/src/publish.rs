@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::cli::PublishArgs;
 use crate::ingest::{Ingest, Kind};
+use crate::likes::Ledger;
 use crate::stats::{self, new_histogram};
 
 /// How many failed requests are printed (the rest are only counted).
@@ -44,6 +45,50 @@ impl KindStats {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// Empties the latency histogram (at the start of a window).
+    pub fn reset_latency(&self) {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset();
+    }
+
+    /// The counters now, to subtract at the end of a window.
+    pub fn snapshot(&self) -> KindSnapshot {
+        KindSnapshot {
+            sent: self.sent.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            per_video: self.per_video.iter().map(|a| a.load(Relaxed)).collect(),
+        }
+    }
+}
+
+/// [`KindStats`] counters at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct KindSnapshot {
+    pub sent: u64,
+    pub accepted: u64,
+    pub failed: u64,
+    pub per_video: Vec<u64>,
+}
+
+impl KindSnapshot {
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &KindSnapshot) -> KindSnapshot {
+        KindSnapshot {
+            sent: self.sent - before.sent,
+            accepted: self.accepted - before.accepted,
+            failed: self.failed - before.failed,
+            per_video: self
+                .per_video
+                .iter()
+                .zip(before.per_video.iter().chain(std::iter::repeat(&0)))
+                .map(|(a, b)| a - b)
+                .collect(),
+        }
+    }
 }
 
 /// The publishing side of a run.
@@ -53,6 +98,8 @@ pub struct Publisher {
     args: PublishArgs,
     pub comments: KindStats,
     pub likes: KindStats,
+    /// Accepted likes by total, for the like latency at the viewers.
+    pub ledger: Ledger,
     sem: Arc<Semaphore>,
     errors: AtomicU32,
 }
@@ -65,6 +112,7 @@ impl Publisher {
             ingest: Ingest::connect(args).await?,
             comments: KindStats::new(videos.len()),
             likes: KindStats::new(videos.len()),
+            ledger: Ledger::new(videos.len()),
             videos,
             args: args.clone(),
             sem: Arc::new(Semaphore::new(args.concurrency)),
@@ -74,6 +122,7 @@ impl Publisher {
 
     pub fn via(&self) -> &'static str {
         match self.ingest {
+            Ingest::Http { nchan: true, .. } => "nchan",
             Ingest::Http { .. } => "http",
             Ingest::Nats(_) => "nats",
         }
@@ -86,17 +135,12 @@ impl Publisher {
         }
     }
 
-    /// Publishes for `window`, then waits (bounded) for the requests still in flight.
-    pub async fn run_for(self: &Arc<Self>, window: Duration) {
+    /// Publishes for `window` at the given rates per second, then waits (bounded) for the
+    /// requests still in flight.
+    pub async fn run_for(self: &Arc<Self>, window: Duration, comments: f64, likes: f64) {
         let until = Instant::now() + window;
-        let c = tokio::spawn(
-            self.clone()
-                .pace(Kind::Comment, self.args.comments_per_sec, until),
-        );
-        let l = tokio::spawn(
-            self.clone()
-                .pace(Kind::Like, self.args.likes_per_sec, until),
-        );
+        let c = tokio::spawn(self.clone().pace(Kind::Comment, comments, until));
+        let l = tokio::spawn(self.clone().pace(Kind::Like, likes, until));
         let _ = tokio::join!(c, l);
         let grace = self.args.request_timeout.0 + Duration::from_secs(1);
         let all = self.args.concurrency as u32;
@@ -144,11 +188,18 @@ impl Publisher {
         };
         let st = self.stats(kind);
         st.sent.fetch_add(1, Relaxed);
+        let send_us = unix_us();
         let t0 = Instant::now();
-        let result = self.ingest.send(kind, &self.videos[v], &user, &text).await;
+        let result = self
+            .ingest
+            .send(kind, n + 1, &self.videos[v], &user, &text)
+            .await;
         let us = t0.elapsed().as_micros() as u64;
         match result {
-            Ok(()) => {
+            Ok(total) => {
+                if kind == Kind::Like && total > 0 {
+                    self.ledger.record(v, total, send_us);
+                }
                 st.accepted.fetch_add(1, Relaxed);
                 st.per_video[v].fetch_add(1, Relaxed);
                 stats::record(
@@ -167,6 +218,13 @@ impl Publisher {
             }
         }
     }
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// `len` characters: the sequence number, then filler.

@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::procstat::{self, ServerProc};
 use crate::stats::{Counts, new_histogram};
 
 /// Everything one process (or a merge of several) measured.
@@ -19,11 +20,19 @@ use crate::stats::{Counts, new_histogram};
 pub struct Report {
     /// `viewers`, `publish`, `run` (or `merged`).
     pub mode: String,
+    /// `--label` (e.g. `fanout/ours`).
+    pub label: String,
+    /// Index of the window in a stepped run (0 otherwise).
+    pub step: u32,
+    /// Why a stepped run stopped after this window (empty: it did not).
+    pub stop_reason: String,
     pub processes: u32,
     /// Length of the measurement window, s (the longest one after a merge).
     pub window_s: f64,
     /// Each process's CPU use over the window, % of one core.
     pub cpu_percent: Vec<f64>,
+    /// The server processes of `--server-pids` over the window.
+    pub server: Vec<ServerProc>,
     pub viewers: ViewerReport,
     pub publish: PublishReport,
     /// Comment loss over the window, from `videos`.
@@ -51,6 +60,12 @@ pub struct ViewerReport {
     pub latency: Latency,
     /// The same, base64 of the HDR V2 serialization (µs).
     pub latency_hist: String,
+    /// Like latency: a like's send to the first `likes` event whose total includes it, at
+    /// the sampled viewers (`--likes-sample`), for likes published by this process.
+    pub likes_latency: Latency,
+    pub likes_latency_hist: String,
+    /// (like, sampled viewer) pairs where the viewer saw no total including the like.
+    pub likes_unseen: u64,
 }
 
 /// Per-video tallies for the loss computation.
@@ -125,8 +140,11 @@ impl Latency {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PublishReport {
-    /// `http`, `nats`, or empty when this process did not publish.
+    /// `http`, `nats`, `nchan`, or empty when this process did not publish.
     pub via: String,
+    /// The rates asked for in this window, per second.
+    pub offered_comments_per_sec: f64,
+    pub offered_likes_per_sec: f64,
     pub comments: KindReport,
     pub likes: KindReport,
 }
@@ -194,7 +212,17 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     };
     let mut videos = BTreeMap::<String, VideoCount>::new();
     let mut vias = Vec::new();
+    let servers: Vec<&[ServerProc]> = reports.iter().map(|r| r.server.as_slice()).collect();
+    out.server = procstat::merge(&servers);
+    if let Some(r) = reports.first() {
+        out.step = r.step;
+    }
+    if let Some(r) = reports.iter().find(|r| !r.label.is_empty()) {
+        out.label = r.label.clone();
+    }
     for r in reports {
+        out.publish.offered_comments_per_sec += r.publish.offered_comments_per_sec;
+        out.publish.offered_likes_per_sec += r.publish.offered_likes_per_sec;
         out.processes += r.processes.max(1);
         out.window_s = out.window_s.max(r.window_s);
         out.cpu_percent.extend(&r.cpu_percent);
@@ -207,6 +235,8 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
         v.events_per_sec += o.events_per_sec;
         v.comments_per_sec += o.comments_per_sec;
         v.latency_hist = merge_hists(&v.latency_hist, &o.latency_hist)?;
+        v.likes_latency_hist = merge_hists(&v.likes_latency_hist, &o.likes_latency_hist)?;
+        v.likes_unseen += o.likes_unseen;
         for vc in &r.videos {
             let e = videos
                 .entry(vc.video.clone())
@@ -226,6 +256,7 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     }
     out.publish.via = vias.join("+");
     out.viewers.latency = Latency::of(&decode_hist(&out.viewers.latency_hist)?);
+    out.viewers.likes_latency = Latency::of(&decode_hist(&out.viewers.likes_latency_hist)?);
     out.videos = videos.into_values().collect();
     out.loss = Loss::compute(&out.videos);
     Ok(out)
@@ -238,11 +269,16 @@ impl Report {
         let mut row = |k: &str, v: String| {
             let _ = writeln!(t, "  {k:<26} {v}");
         };
+        let label = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", self.label)
+        };
         row(
             "mode",
             format!(
-                "{} ({} process(es), window {:.1} s)",
-                self.mode, self.processes, self.window_s
+                "{} ({label}step {}, {} process(es), window {:.1} s)",
+                self.mode, self.step, self.processes, self.window_s
             ),
         );
         let v = &self.viewers;
@@ -278,6 +314,16 @@ impl Report {
                 "likes events",
                 format!("{} (sum of counts {})", c.likes_events, c.likes_sum),
             );
+            if v.likes_latency.count > 0 || v.likes_unseen > 0 {
+                row(
+                    "like latency ms (sampled)",
+                    format!(
+                        "{}, not seen {}",
+                        fmt_latency(&v.likes_latency),
+                        v.likes_unseen
+                    ),
+                );
+            }
             row(
                 "other events",
                 format!(
@@ -314,10 +360,15 @@ impl Report {
                 if k.sent == 0 {
                     continue;
                 }
+                let offered = if name == "comments" {
+                    p.offered_comments_per_sec
+                } else {
+                    p.offered_likes_per_sec
+                };
                 row(
                     &format!("published {name} ({})", p.via),
                     format!(
-                        "{} sent, {} accepted ({:.0}/s), {} failed",
+                        "{} sent, {} accepted ({:.0}/s of {offered:.0}/s offered), {} failed",
                         k.sent, k.accepted, k.accepted_per_sec, k.failed
                     ),
                 );
@@ -332,6 +383,18 @@ impl Report {
             .map(|c| format!("{c:.0}%"))
             .collect();
         row("loadgen cpu (1 core)", cpu.join(" "));
+        if !self.stop_reason.is_empty() {
+            row("stepping stopped", self.stop_reason.clone());
+        }
+        for p in &self.server {
+            row(
+                &format!("server {} ({})", p.name, p.pid),
+                format!(
+                    "cpu {:.0}%, rss {} → {} → {} KiB (before ramp, window start, end)",
+                    p.cpu_percent, p.rss_start_kb, p.rss_window_kb, p.rss_end_kb
+                ),
+            );
+        }
         t
     }
 }

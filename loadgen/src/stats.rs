@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Shards of counters and histograms; a viewer uses shard `index % SHARDS`.
 pub const SHARDS: usize = 16;
 /// Highest latency tracked (10 min, in µs); larger values are recorded as this.
-const MAX_US: u64 = 600_000_000;
+pub const MAX_US: u64 = 600_000_000;
 
 /// An empty latency histogram in microseconds, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {

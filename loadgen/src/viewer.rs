@@ -16,6 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout_at};
 
 use crate::audience::{Audience, Slot};
+use crate::cli::Server;
 use crate::response::{Decoder, Fed};
 use crate::sse::Item;
 use crate::stats::{self, Counts, Phase, Shard};
@@ -37,6 +38,8 @@ struct State {
     retry_ms: Option<u64>,
     /// Consecutive sessions that failed before opening.
     failures: u32,
+    /// nchan: the last message's raw `id:` (`time:tag`), to resume from.
+    raw_id: Vec<u8>,
 }
 
 /// Runs viewer `i` of the audience until aborted (or its first end, without reconnects).
@@ -59,6 +62,7 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
             &mut st,
             shard,
             slot,
+            i,
             &mut opened,
         )
         .await;
@@ -103,19 +107,29 @@ async fn session(
     st: &mut State,
     shard: &Shard,
     slot: &Slot,
+    index: usize,
     opened: &mut bool,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + aud.connect_timeout;
+    let sampled = aud.samples_likes(index);
     let mut stream = timeout_at(deadline, connect(target, source, aud.recv_buffer))
         .await
         .map_err(|_| anyhow::anyhow!("connect timed out"))??;
+    let path = match aud.server {
+        Server::Ours => format!("/v1/videos/{video}/events"),
+        Server::Nchan => format!("/sub/{video}"),
+    };
     let mut req = format!(
-        "GET {}/v1/videos/{video}/events{} HTTP/1.1\r\nHost: {}\r\n\
+        "GET {}{path}{} HTTP/1.1\r\nHost: {}\r\n\
          Accept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: loadgen\r\n",
         target.prefix, aud.query, target.host
     );
     if st.last_id > 0 {
         req.push_str(&format!("Last-Event-ID: {}\r\n", st.last_id));
+    } else if let Ok(raw) = std::str::from_utf8(&st.raw_id)
+        && !raw.is_empty()
+    {
+        req.push_str(&format!("Last-Event-ID: {raw}\r\n"));
     }
     req.push_str("\r\n");
     timeout_at(deadline, stream.write_all(req.as_bytes()))
@@ -134,6 +148,8 @@ async fn session(
             Ok(0) => Ok(None),
             Ok(n) => {
                 let mut batch = Batch::new(shard, st, aud.stats.phase() >= Phase::Measure);
+                batch.server = aud.server;
+                batch.sample_likes = sampled;
                 batch.tally.bytes = n as u64;
                 let fed = dec.feed(&buf[..n], &mut |item| batch.on_item(item));
                 batch.finish(slot);
@@ -211,6 +227,10 @@ struct Batch<'a> {
     st: &'a mut State,
     measuring: bool,
     window: u64,
+    server: Server,
+    /// Record the likes totals seen (in the window).
+    sample_likes: bool,
+    likes_seen: Vec<(u64, u64)>,
 }
 
 impl<'a> Batch<'a> {
@@ -223,7 +243,17 @@ impl<'a> Batch<'a> {
             st,
             measuring,
             window: 0,
+            server: Server::Ours,
+            sample_likes: false,
+            likes_seen: Vec::new(),
         }
+    }
+
+    fn now_us(&mut self) -> u64 {
+        if self.now_us == 0 {
+            self.now_us = now_us();
+        }
+        self.now_us
     }
 
     fn on_item(&mut self, item: Item<'_>) {
@@ -238,40 +268,26 @@ impl<'a> Batch<'a> {
                 return;
             }
         };
+        self.tally.events += 1;
+        let is_comment = match self.server {
+            Server::Ours => e.name == b"comment",
+            // nchan sends what was published, as unnamed (`message`) events.
+            Server::Nchan => e.name.is_empty() || e.name == b"message",
+        };
+        if is_comment {
+            self.comment(e);
+            return;
+        }
         let t = &mut self.tally;
-        t.events += 1;
         match e.name {
-            b"comment" => {
-                let Ok(c) = serde_json::from_slice::<CommentData>(e.data) else {
-                    t.bad_events += 1;
-                    return;
-                };
-                let id =
-                    e.id.and_then(|i| std::str::from_utf8(i).ok()?.parse().ok())
-                        .or(c.id);
-                if let Some(id) = id {
-                    if id <= self.st.last_id {
-                        t.duplicates += 1;
-                        return;
-                    }
-                    self.st.last_id = id;
-                }
-                t.comments += 1;
-                self.window += u64::from(self.measuring);
-                if self.now_us == 0 {
-                    self.now_us = now_us();
-                }
-                let lat = self.now_us.saturating_sub((c.ts.max(0.0) * 1000.0) as u64);
-                let shard = self.shard;
-                let h = self
-                    .hist
-                    .get_or_insert_with(|| shard.latency.lock().unwrap_or_else(|e| e.into_inner()));
-                stats::record(h, lat);
-            }
             b"likes" => match serde_json::from_slice::<LikesData>(e.data) {
                 Ok(l) => {
                     t.likes_events += 1;
                     t.likes_sum += l.count;
+                    if self.sample_likes && self.measuring {
+                        let now = self.now_us();
+                        self.likes_seen.push((l.total, now));
+                    }
                 }
                 Err(_) => t.bad_events += 1,
             },
@@ -282,8 +298,54 @@ impl<'a> Batch<'a> {
         }
     }
 
+    fn comment(&mut self, e: crate::sse::Event<'_>) {
+        let t = &mut self.tally;
+        let Ok(c) = serde_json::from_slice::<CommentData>(e.data) else {
+            t.bad_events += 1;
+            return;
+        };
+        match self.server {
+            Server::Ours => {
+                let id =
+                    e.id.and_then(|i| std::str::from_utf8(i).ok()?.parse().ok())
+                        .or(c.id);
+                if let Some(id) = id {
+                    if id <= self.st.last_id {
+                        t.duplicates += 1;
+                        return;
+                    }
+                    self.st.last_id = id;
+                }
+            }
+            // nchan's ids (`time:tag`) are not ordered numbers: comments are counted per
+            // viewer (loss and excess against what was published), and the raw id is only
+            // kept to resume from.
+            Server::Nchan => {
+                if let Some(id) = e.id {
+                    self.st.raw_id.clear();
+                    self.st.raw_id.extend_from_slice(id);
+                }
+            }
+        }
+        t.comments += 1;
+        self.window += u64::from(self.measuring);
+        let now = self.now_us();
+        let lat = now.saturating_sub((c.ts.max(0.0) * 1000.0) as u64);
+        let shard = self.shard;
+        let h = self
+            .hist
+            .get_or_insert_with(|| shard.latency.lock().unwrap_or_else(|e| e.into_inner()));
+        stats::record(h, lat);
+    }
+
     fn finish(self, slot: &Slot) {
         drop(self.hist);
+        if !self.likes_seen.is_empty() {
+            slot.likes_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&self.likes_seen);
+        }
         self.shard.counters.add(&self.tally);
         if self.window > 0 {
             slot.window_comments.fetch_add(self.window, Relaxed);
@@ -310,6 +372,8 @@ struct CommentData {
 #[derive(Deserialize)]
 struct LikesData {
     count: u64,
+    #[serde(default)]
+    total: u64,
 }
 
 /// A comment id as `"123"` or `123`; anything else counts as no id.

@@ -108,7 +108,8 @@ pub async fn run(
         Ok(Err(e)) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
     }
-    let _ = client.flush().await;
+    // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("publisher stopped");
     Ok(())
 }

@@ -7,6 +7,8 @@
 //! - [`nats_cluster`]: [`NatsCluster`], a 3-node JetStream cluster on free ports.
 //! - [`process`]: [`Process`], a workspace binary as a real process (kill -9, SIGTERM).
 //! - [`proxy`]: [`Proxy`], a TCP proxy that adds latency or cuts a link.
+//! - [`supercluster`]: [`Supercluster`], regions joined by gateways through proxies, and
+//!   leaf servers.
 //! - [`sse`]: [`SseClient`] and [`SseEvent`], an `EventSource`-like reader over reqwest.
 
 pub mod nats_cluster;
@@ -14,12 +16,14 @@ pub mod nats_server;
 pub mod process;
 pub mod proxy;
 pub mod sse;
+pub mod supercluster;
 
 pub use nats_cluster::NatsCluster;
 pub use nats_server::NatsServer;
 pub use process::Process;
 pub use proxy::Proxy;
 pub use sse::{SseClient, SseEvent};
+pub use supercluster::Supercluster;
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {

@@ -14,6 +14,7 @@ pub struct NatsServer {
     pub port: u16,
     pub monitor_port: u16,
     extra_args: Vec<String>,
+    jetstream: bool,
 }
 
 /// The nats-server binary the tests use.
@@ -50,6 +51,16 @@ impl NatsServer {
 
     /// Like [`launch`](Self::launch), on a given client port.
     pub fn launch_on(port: u16, extra: &[&str]) -> Self {
+        Self::launch_with(port, extra, true)
+    }
+
+    /// Like [`launch_on`](Self::launch_on), without JetStream (e.g. a leaf server that
+    /// uses its hub's JetStream).
+    pub fn launch_without_jetstream(port: u16, extra: &[&str]) -> Self {
+        Self::launch_with(port, extra, false)
+    }
+
+    fn launch_with(port: u16, extra: &[&str], jetstream: bool) -> Self {
         let store = tempfile::tempdir().expect("temporary JetStream store");
         let mut server = NatsServer {
             child: None,
@@ -57,6 +68,7 @@ impl NatsServer {
             port,
             monitor_port: crate::free_port(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            jetstream,
         };
         server.spawn_process();
         server
@@ -70,11 +82,17 @@ impl NatsServer {
     fn spawn_process(&mut self) {
         let log = std::fs::File::create(self.store.path().join("nats-server.log"))
             .expect("nats-server log file");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.monitor_port.to_string(), "-js"])
-            .arg("-sd")
-            .arg(self.store.path().join("js"))
+            .args(["-m", &self.monitor_port.to_string()]);
+        if self.jetstream {
+            command
+                .arg("-js")
+                .arg("-sd")
+                .arg(self.store.path().join("js"));
+        }
+        let child = command
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -136,6 +154,16 @@ impl NatsServer {
     pub fn relaunch(&mut self) {
         self.kill();
         self.spawn_process();
+    }
+
+    /// `GET /{path}` of the monitoring endpoint (e.g. `"gatewayz"`, `"varz"`), as JSON;
+    /// `Null` if the server does not answer.
+    pub fn monitor(&self, path: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/{path}", self.monitor_port);
+        http_get(&url)
+            .ok()
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// `GET /connz?subs=detail` of the monitoring endpoint, as JSON.

@@ -17,7 +17,7 @@ pub fn bin(name: &str) -> PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--bin", name])
+            .args(["build", "-p", name, "--bin", name])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build --bin {name} failed");

@@ -1,0 +1,436 @@
+//! The frontend's HTTP server. A connection whose first request is a viewer stream
+//! (`GET /v1/videos/{video}/events`) is served on a fast path: the request head is parsed
+//! with `httparse`, the response is written straight to the socket (no chunked framing,
+//! the body ends when the connection closes), and each batch of frames goes out with one
+//! `writev` of the room's shared buffers. A viewer costs a task, a socket and its queue
+//! position, about 1–2 KB. Every other connection (the page, `/healthz`, `/metrics`,
+//! errors) is handed, with the bytes already read, to hyper and the axum router.
+//!
+//! Every accepted socket gets `TCP_NODELAY` and a bounded kernel send buffer; a socket
+//! that accepts no bytes for `--write-timeout` (a dead peer, a half-open connection, a
+//! client that never reads) is closed, which ends its stream and frees its place.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use bytes::{Buf, Bytes, BytesMut};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use live_common::ApiError;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_io_timeout::TimeoutStream;
+
+use crate::http::Events;
+
+/// Longest request head read before handing the connection to hyper (which answers 431).
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most frames written with one `writev`.
+const MAX_BATCH: usize = 64;
+
+const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\n\
+Connection: close\r\n\r\n";
+
+/// Socket settings for every accepted connection.
+#[derive(Clone, Copy)]
+pub struct SocketOptions {
+    pub write_timeout: Duration,
+    /// Kernel send buffer in bytes; 0 keeps the kernel's autotuning.
+    pub send_buffer: usize,
+}
+
+/// Serves `listener` until `shutdown` resolves; then stops accepting, sets `stopping`
+/// (viewer streams drain), and returns once every connection has ended.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    events: Events,
+    options: SocketOptions,
+    stopping: watch::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    // Each connection holds a clone of `done_tx`; all dropped = all connections ended.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    metrics::counter!("frontend_accept_errors_total").increment(1);
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (router, events, done) = (router.clone(), events.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(tcp, router, events, options).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    let _ = stopping.send(true);
+    events.shared.drain_all();
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+async fn connection(
+    mut tcp: TcpStream,
+    router: Router,
+    events: Events,
+    options: SocketOptions,
+) -> io::Result<()> {
+    tcp.set_nodelay(true)?;
+    if options.send_buffer > 0 {
+        socket2::SockRef::from(&tcp).set_send_buffer_size(options.send_buffer)?;
+    }
+    let Some((head, complete)) = read_head(&mut tcp).await? else {
+        return Ok(());
+    };
+    // Boxed: this task stays small while the stream runs.
+    if complete && ViewerRequest::parse(&head).is_some() {
+        Box::pin(stream(tcp, head, events, options)).await
+    } else {
+        Box::pin(through_hyper(tcp, head, router, events, options)).await
+    }
+}
+
+/// Reads until the request head is complete (`true`), unparsable or too long (`false`);
+/// `None` if the client left or took too long.
+async fn read_head(tcp: &mut TcpStream) -> io::Result<Option<(BytesMut, bool)>> {
+    let mut head = BytesMut::with_capacity(512);
+    while head.len() < MAX_HEAD {
+        let n = match tokio::time::timeout(HEAD_TIMEOUT, tcp.read_buf(&mut head)).await {
+            Ok(n) => n?,
+            Err(_) => return Ok(None),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        match head_length(&head) {
+            Some(Some(len)) => {
+                let complete = len == head.len();
+                return Ok(Some((head, complete)));
+            }
+            Some(None) => continue,
+            None => return Ok(Some((head, false))),
+        }
+    }
+    Ok(Some((head, false)))
+}
+
+/// `Some(Some(len))` for a complete head, `Some(None)` for a partial one, `None` if it
+/// does not parse.
+fn head_length(head: &[u8]) -> Option<Option<usize>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    match httparse::Request::new(&mut headers).parse(head) {
+        Ok(httparse::Status::Complete(len)) => Some(Some(len)),
+        Ok(httparse::Status::Partial) => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// Serves the connection with hyper and the axum router, starting with `head`.
+async fn through_hyper(
+    tcp: TcpStream,
+    head: BytesMut,
+    router: Router,
+    events: Events,
+    options: SocketOptions,
+) -> io::Result<()> {
+    let mut io = TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(options.write_timeout));
+    let io = TokioIo::new(Prefixed {
+        prefix: head.freeze(),
+        inner: Box::pin(io),
+    });
+    let mut stopping = events.stopping.clone();
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, TowerToHyperService::new(router));
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r.map_err(io::Error::other),
+        _ = async { let _ = stopping.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await.map_err(io::Error::other)
+        }
+    }
+}
+
+/// The parts of a viewer request the fast path needs.
+struct ViewerRequest<'a> {
+    video: &'a str,
+    query: Option<&'a str>,
+    last_event_id: Option<&'a [u8]>,
+}
+
+impl<'a> ViewerRequest<'a> {
+    /// `Some` for `GET /v1/videos/{video}/events[?query]` without a body.
+    fn parse(head: &'a [u8]) -> Option<Self> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        request.parse(head).ok()?;
+        if request.method? != "GET" {
+            return None;
+        }
+        let target = request.path?;
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let video = path.strip_prefix("/v1/videos/")?.strip_suffix("/events")?;
+        let mut last_event_id = None;
+        for h in request.headers.iter() {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("transfer-encoding")
+            {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("last-event-id") {
+                last_event_id = Some(h.value);
+            }
+        }
+        Some(ViewerRequest {
+            video,
+            query,
+            last_event_id,
+        })
+    }
+}
+
+/// The fast path: checks and opens the viewer, then writes its frames until the stream
+/// ends, the peer goes away, or a write times out.
+async fn stream(
+    tcp: TcpStream,
+    head: BytesMut,
+    events: Events,
+    options: SocketOptions,
+) -> io::Result<()> {
+    let (mut reader, mut writer) = tcp.into_split();
+    let opened = match ViewerRequest::parse(&head) {
+        // Boxed: opening (checks, JetStream replay) needs a large future, only briefly.
+        Some(r) => Box::pin(events.open(r.video, r.query, r.last_event_id)).await,
+        None => Err(ApiError::BadRequest("malformed request".into())),
+    };
+    drop(head);
+    let mut viewer = match opened {
+        Ok(viewer) => viewer,
+        Err(e) => return write_error(&mut writer, e, options.write_timeout).await,
+    };
+    let timeout = options.write_timeout;
+    write_with_timeout(&mut writer, &[Bytes::from_static(SSE_HEAD)], timeout).await?;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            more = viewer.next_batch(&mut batch, MAX_BATCH) => {
+                if !more {
+                    break;
+                }
+                write_with_timeout(&mut writer, &batch, timeout).await?;
+                viewer.record_written(batch.len());
+                batch.clear();
+                if batch.capacity() > MAX_BATCH {
+                    batch = Vec::new();
+                }
+            }
+            // A viewer sends nothing after its request: a read ending means it left.
+            read = reader.read(&mut probe) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+        }
+    }
+    writer.shutdown().await
+}
+
+async fn write_with_timeout(
+    writer: &mut (impl AsyncWrite + Unpin),
+    bufs: &[Bytes],
+    timeout: Duration,
+) -> io::Result<()> {
+    match tokio::time::timeout(timeout, write_all_vectored(writer, bufs)).await {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("frontend_viewers_dropped_total", "reason" => "write_timeout")
+                .increment(1);
+            Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
+        }
+    }
+}
+
+/// Writes every buffer, with as few `writev` calls as the socket allows.
+async fn write_all_vectored(
+    writer: &mut (impl AsyncWrite + Unpin),
+    bufs: &[Bytes],
+) -> io::Result<()> {
+    let mut index = 0;
+    let mut offset = 0;
+    while index < bufs.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&bufs[index][offset..])
+            .chain(bufs[index + 1..].iter().map(|b| &b[..]))
+            .take(MAX_BATCH)
+            .map(IoSlice::new)
+            .collect();
+        let mut n = writer.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && index < bufs.len() {
+            let left = bufs[index].len() - offset;
+            if n >= left {
+                n -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An error answer on the fast path: the same status and JSON body as through axum.
+async fn write_error(
+    writer: &mut (impl AsyncWrite + Unpin),
+    error: ApiError,
+    timeout: Duration,
+) -> io::Result<()> {
+    let status = error.status();
+    let body = serde_json::json!({ "error": error.to_string() }).to_string();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Some(secs) = error.retry_after_secs() {
+        head.push_str(&format!("Retry-After: {secs}\r\n"));
+    }
+    head.push_str("\r\n");
+    let bufs = [Bytes::from(head), Bytes::from(body)];
+    write_with_timeout(writer, &bufs, timeout).await?;
+    writer.shutdown().await
+}
+
+/// A stream that first yields `prefix` (bytes already read), then reads from `inner`.
+struct Prefixed<S> {
+    prefix: Bytes,
+    inner: Pin<Box<S>>,
+}
+
+impl<S: AsyncRead> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        self.inner.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.as_mut().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_requests_take_the_fast_path() {
+        let r = ViewerRequest::parse(
+            b"GET /v1/videos/abc/events?last_event_id=4&token=t HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.video, "abc");
+        assert_eq!(r.query, Some("last_event_id=4&token=t"));
+        assert_eq!(r.last_event_id, Some(&b"7"[..]));
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"POST /v1/videos/abc/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"GET /v1/videos/abc/events HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            b"GET /v1/videos/abc HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                ViewerRequest::parse(head).is_none(),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_survive_partial_writes() {
+        let (mut a, mut b) = tokio::io::duplex(7);
+        let bufs: Vec<Bytes> = (0..20)
+            .map(|i| Bytes::from(format!("frame-{i};")))
+            .collect();
+        let want: Vec<u8> = bufs.iter().flat_map(|b| b.to_vec()).collect();
+        let writer = tokio::spawn(async move {
+            write_all_vectored(&mut a, &bufs).await.unwrap();
+        });
+        let mut got = vec![0u8; want.len()];
+        b.read_exact(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got, want);
+    }
+}

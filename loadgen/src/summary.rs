@@ -1,0 +1,699 @@
+//! The summary of `scripts/bench.sh`: reads the labelled result files of one benchmark run
+//! (`SCENARIO/SYSTEM`, e.g. `fanout/ours`, `fanout/nchan`), prints one markdown table with
+//! this system beside nginx + nchan and their ratio, the per-step details, and draws the
+//! fan-out latency percentiles against the delivered rate as an SVG.
+//!
+//! Labels it knows: `idle/*`, `fanout/*`, `many/*`, `100k/ours`, `likes-http/ours`,
+//! `likes-nats/ours`, `likes-latency/ours`. Missing ones show as "—".
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use crate::cli::SummaryArgs;
+use crate::report::{Latency, Report};
+use crate::scenario;
+
+/// A window counts as sustained when nothing was lost and p99 stayed under this.
+const SUSTAINED_P99_MS: f64 = 1000.0;
+
+type Results = BTreeMap<String, Vec<Report>>;
+
+pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
+    let results = load(&args.dir)?;
+    anyhow::ensure!(
+        !results.is_empty(),
+        "no labelled results in {}",
+        args.dir.display()
+    );
+    let md = markdown(&results, &args.note);
+    println!("{md}");
+    if let Some(path) = &args.md_out {
+        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.svg_out {
+        plot(&results, path)?;
+        eprintln!("loadgen: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Every report of every `*.json` file in `dir`, by label, in step order.
+fn load(dir: &Path) -> anyhow::Result<Results> {
+    let mut out = Results::new();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        for r in scenario::read(&p)? {
+            if !r.label.is_empty() {
+                out.entry(r.label.clone()).or_default().push(r);
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|r| r.step);
+    }
+    Ok(out)
+}
+
+fn get<'a>(res: &'a Results, label: &str) -> &'a [Report] {
+    res.get(label).map_or(&[], Vec::as_slice)
+}
+
+fn server_cpu(r: &Report) -> f64 {
+    r.server.iter().map(|p| p.cpu_percent).sum()
+}
+
+fn loadgen_cpu(r: &Report) -> f64 {
+    r.cpu_percent.iter().sum()
+}
+
+/// RSS growth of the processes that hold the viewers (`frontend*`, `nginx*`) per viewer
+/// connected at the window's start, KiB.
+fn kib_per_viewer(r: &Report) -> Option<f64> {
+    let viewers = r.viewers.connected_at_start;
+    let holders: Vec<_> = r
+        .server
+        .iter()
+        .filter(|p| p.name.starts_with("frontend") || p.name.starts_with("nginx"))
+        .collect();
+    if viewers == 0 || holders.is_empty() {
+        return None;
+    }
+    let grown: i64 = holders
+        .iter()
+        .map(|p| p.rss_window_kb as i64 - p.rss_start_kb as i64)
+        .sum();
+    Some(grown as f64 / viewers as f64)
+}
+
+/// No comment lost and p99 under the limit.
+fn sustained(r: &Report) -> bool {
+    r.loss.lost == 0 && r.viewers.latency.count > 0 && r.viewers.latency.p99_ms <= SUSTAINED_P99_MS
+}
+
+/// The sustained window with the most deliveries per second.
+fn best(steps: &[Report]) -> Option<&Report> {
+    steps.iter().filter(|r| sustained(r)).max_by(|a, b| {
+        a.viewers
+            .comments_per_sec
+            .total_cmp(&b.viewers.comments_per_sec)
+    })
+}
+
+/// The window whose delivered rate is closest to `rate` (by ratio).
+fn nearest(steps: &[Report], rate: f64) -> Option<&Report> {
+    let dist = |r: &Report| (r.viewers.comments_per_sec.max(1.0) / rate).ln().abs();
+    steps
+        .iter()
+        .filter(|r| r.viewers.latency.count > 0)
+        .min_by(|a, b| dist(a).total_cmp(&dist(b)))
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(x: f64) -> String {
+    let n = x.round().max(0.0) as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn pcts(l: &Latency) -> String {
+    format!("{} / {} / {}", ms(l.p50_ms), ms(l.p90_ms), ms(l.p99_ms))
+}
+
+/// `a / b` as `2.5×`, or "—".
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() => {
+            if a / b >= 10.0 {
+                format!("{:.0}×", a / b)
+            } else {
+                format!("{:.2}×", a / b)
+            }
+        }
+        _ => "—".into(),
+    }
+}
+
+fn or_dash(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "—".into())
+}
+
+fn cpu_text(r: &Report) -> String {
+    format!("{:.0}% (loadgen {:.0}%)", server_cpu(r), loadgen_cpu(r))
+}
+
+/// The loss of a window: `0` or `lost of expected (x%)`.
+fn loss_text(r: &Report) -> String {
+    let l = &r.loss;
+    if l.expected == 0 {
+        return "—".into();
+    }
+    if l.lost == 0 {
+        return "0".into();
+    }
+    format!(
+        "{} of {} ({:.2}%)",
+        thousands(l.lost as f64),
+        thousands(l.expected as f64),
+        l.lost as f64 * 100.0 / l.expected as f64
+    )
+}
+
+/// The markdown: the side-by-side table, then the steps of fan-out and likes ingest.
+fn markdown(res: &Results, note: &str) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| scenario | measure | this system | nginx + nchan | ratio |"
+    );
+    let _ = writeln!(t, "|---|---|---|---|---|");
+    let mut row = |a: &str, b: &str, c: String, d: String, e: String| {
+        let _ = writeln!(t, "| {a} | {b} | {c} | {d} | {e} |");
+    };
+
+    // Fan-out.
+    let (fo, fn_) = (get(res, "fanout/ours"), get(res, "fanout/nchan"));
+    if !fo.is_empty() || !fn_.is_empty() {
+        let viewers = fo
+            .first()
+            .or(fn_.first())
+            .map_or(0, |r| r.viewers.connected_at_start);
+        let title = format!("fan-out: {} viewers, 1 video", thousands(viewers as f64));
+        let (bo, bn) = (best(fo), best(fn_));
+        let rate = |r: Option<&Report>| r.map(|r| r.viewers.comments_per_sec);
+        row(
+            &title,
+            "most deliveries/s with no loss and p99 < 1 s",
+            or_dash(bo.map(|r| thousands(r.viewers.comments_per_sec))),
+            or_dash(bn.map(|r| thousands(r.viewers.comments_per_sec))),
+            ratio(rate(bo), rate(bn)),
+        );
+        row(
+            "",
+            "p50 / p90 / p99 there, ms",
+            or_dash(bo.map(|r| pcts(&r.viewers.latency))),
+            or_dash(bn.map(|r| pcts(&r.viewers.latency))),
+            "".into(),
+        );
+        row(
+            "",
+            "server CPU there, % of a core",
+            or_dash(bo.map(cpu_text)),
+            or_dash(bn.map(cpu_text)),
+            "".into(),
+        );
+        let stop = |s: &[Report]| {
+            s.last().map(|r| {
+                if r.stop_reason.is_empty() {
+                    format!(
+                        "none up to {}/s",
+                        thousands(
+                            r.publish.offered_comments_per_sec
+                                * r.viewers.connected_at_start as f64
+                        )
+                    )
+                } else {
+                    format!(
+                        "{} at {} deliveries/s offered",
+                        r.stop_reason,
+                        thousands(
+                            r.publish.offered_comments_per_sec
+                                * r.viewers.connected_at_start as f64
+                        )
+                    )
+                }
+            })
+        };
+        row(
+            "",
+            "what ended the steps",
+            or_dash(stop(fo)),
+            or_dash(stop(fn_)),
+            "".into(),
+        );
+        let (no, nn) = (nearest(fo, 100_000.0), nearest(fn_, 100_000.0));
+        let p99 = |r: Option<&Report>| r.map(|r| r.viewers.latency.p99_ms);
+        row(
+            "fan-out at ~100k deliveries/s",
+            "delivered/s; p50 / p90 / p99, ms",
+            or_dash(no.map(|r| {
+                format!(
+                    "{}; {}",
+                    thousands(r.viewers.comments_per_sec),
+                    pcts(&r.viewers.latency)
+                )
+            })),
+            or_dash(nn.map(|r| {
+                format!(
+                    "{}; {}",
+                    thousands(r.viewers.comments_per_sec),
+                    pcts(&r.viewers.latency)
+                )
+            })),
+            format!("p99 {}", ratio(p99(no), p99(nn))),
+        );
+        row(
+            "",
+            "server CPU there, % of a core",
+            or_dash(no.map(cpu_text)),
+            or_dash(nn.map(cpu_text)),
+            ratio(no.map(server_cpu), nn.map(server_cpu)),
+        );
+    }
+
+    // Many videos.
+    let (mo, mn) = (get(res, "many/ours").last(), get(res, "many/nchan").last());
+    if mo.is_some() || mn.is_some() {
+        let any = mo.or(mn).expect("one of them");
+        let title = format!(
+            "many videos: {} viewers, {} videos, {} comments/s",
+            thousands(any.viewers.connected_at_start as f64),
+            any.videos.len(),
+            thousands(any.publish.offered_comments_per_sec)
+        );
+        let rate = |r: Option<&Report>| r.map(|r| r.viewers.comments_per_sec);
+        row(
+            &title,
+            "delivered/s; comments lost",
+            or_dash(mo.map(|r| {
+                format!(
+                    "{}; {}",
+                    thousands(r.viewers.comments_per_sec),
+                    loss_text(r)
+                )
+            })),
+            or_dash(mn.map(|r| {
+                format!(
+                    "{}; {}",
+                    thousands(r.viewers.comments_per_sec),
+                    loss_text(r)
+                )
+            })),
+            ratio(rate(mo), rate(mn)),
+        );
+        let p99 = |r: Option<&Report>| r.map(|r| r.viewers.latency.p99_ms);
+        row(
+            "",
+            "p50 / p90 / p99, ms",
+            or_dash(mo.map(|r| pcts(&r.viewers.latency))),
+            or_dash(mn.map(|r| pcts(&r.viewers.latency))),
+            format!("p99 {}", ratio(p99(mo), p99(mn))),
+        );
+        row(
+            "",
+            "server CPU, % of a core",
+            or_dash(mo.map(cpu_text)),
+            or_dash(mn.map(cpu_text)),
+            ratio(mo.map(server_cpu), mn.map(server_cpu)),
+        );
+    }
+
+    // Idle memory.
+    let (io, in_) = (get(res, "idle/ours").last(), get(res, "idle/nchan").last());
+    if io.is_some() || in_.is_some() {
+        let any = io.or(in_).expect("one of them");
+        let (ko, kn) = (io.and_then(kib_per_viewer), in_.and_then(kib_per_viewer));
+        row(
+            &format!(
+                "idle memory: {} viewers",
+                thousands(any.viewers.connected_at_start as f64)
+            ),
+            "RSS growth per viewer, KiB (frontend; nginx workers)",
+            or_dash(ko.map(|k| format!("{k:.2}"))),
+            or_dash(kn.map(|k| format!("{k:.2}"))),
+            ratio(ko, kn),
+        );
+    }
+
+    // 100k viewers.
+    if let Some(r) = get(res, "100k/ours").last() {
+        let frontends = r
+            .server
+            .iter()
+            .filter(|p| p.name.starts_with("frontend"))
+            .count();
+        let title = format!(
+            "{} viewers: {} frontends, {} videos, {} loadgen processes",
+            thousands(r.viewers.target as f64),
+            frontends,
+            r.videos.len(),
+            r.processes
+        );
+        row(
+            &title,
+            "connected; delivered/s; comments lost",
+            format!(
+                "{}; {}; {}",
+                thousands(r.viewers.connected_at_start as f64),
+                thousands(r.viewers.comments_per_sec),
+                loss_text(r)
+            ),
+            "—".into(),
+            "".into(),
+        );
+        row(
+            "",
+            "p50 / p90 / p99, ms",
+            pcts(&r.viewers.latency),
+            "—".into(),
+            "".into(),
+        );
+        row(
+            "",
+            "published comments/s + likes/s; server CPU",
+            format!(
+                "{} + {}; {:.0}% (loadgen {:.0}%)",
+                thousands(r.publish.comments.accepted_per_sec),
+                thousands(r.publish.likes.accepted_per_sec),
+                server_cpu(r),
+                loadgen_cpu(r)
+            ),
+            "—".into(),
+            "".into(),
+        );
+        row(
+            "",
+            "RSS growth per viewer, KiB (all frontends)",
+            or_dash(kib_per_viewer(r).map(|k| format!("{k:.2}"))),
+            "—".into(),
+            "".into(),
+        );
+    }
+
+    // Likes.
+    for (label, via) in [("likes-http/ours", "HTTP"), ("likes-nats/ours", "NATS")] {
+        let steps = get(res, label);
+        let top = steps.iter().max_by(|a, b| {
+            a.publish
+                .likes
+                .accepted_per_sec
+                .total_cmp(&b.publish.likes.accepted_per_sec)
+        });
+        if let Some(r) = top {
+            let k = &r.publish.likes;
+            row(
+                &format!("likes ingest over {via}"),
+                "most likes/s accepted (stored durably); request p50 / p99 ms there",
+                format!(
+                    "{} of {} offered; {} / {} ({} failed; server {:.0}%, loadgen {:.0}%)",
+                    thousands(k.accepted_per_sec),
+                    thousands(r.publish.offered_likes_per_sec),
+                    ms(k.latency.p50_ms),
+                    ms(k.latency.p99_ms),
+                    k.failed,
+                    server_cpu(r),
+                    loadgen_cpu(r)
+                ),
+                "— (nchan has no likes)".into(),
+                "".into(),
+            );
+        }
+    }
+    let latency_runs: Vec<&Report> = ["likes-latency/ours", "100k/ours"]
+        .iter()
+        .filter_map(|l| get(res, l).last())
+        .filter(|r| r.viewers.likes_latency.count > 0)
+        .collect();
+    for r in latency_runs {
+        let l = &r.viewers.likes_latency;
+        row(
+            &format!("like latency at viewers ({})", r.label),
+            "like sent → total seen: p50 / p90 / p99, ms",
+            format!(
+                "{} / {} / {} at {} likes/s over {} ({} samples)",
+                ms(l.p50_ms),
+                ms(l.p90_ms),
+                ms(l.p99_ms),
+                thousands(r.publish.likes.accepted_per_sec),
+                r.publish.via.to_uppercase(),
+                thousands(l.count as f64)
+            ),
+            "—".into(),
+            "".into(),
+        );
+    }
+
+    // Steps.
+    if !fo.is_empty() || !fn_.is_empty() {
+        let _ = writeln!(t, "\nFan-out steps:\n");
+        let _ = writeln!(
+            t,
+            "| system | comments/s | delivered/s | p50 ms | p90 ms | p99 ms | lost | server CPU | loadgen CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+        for (name, steps) in [("this system", fo), ("nginx + nchan", fn_)] {
+            for r in steps {
+                let l = &r.viewers.latency;
+                let _ = writeln!(
+                    t,
+                    "| {name} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% |",
+                    thousands(r.publish.comments.accepted_per_sec),
+                    thousands(r.viewers.comments_per_sec),
+                    ms(l.p50_ms),
+                    ms(l.p90_ms),
+                    ms(l.p99_ms),
+                    loss_text(r),
+                    server_cpu(r),
+                    loadgen_cpu(r)
+                );
+            }
+        }
+    }
+    let (lh, ln) = (get(res, "likes-http/ours"), get(res, "likes-nats/ours"));
+    if !lh.is_empty() || !ln.is_empty() {
+        let _ = writeln!(t, "\nLikes ingest steps:\n");
+        let _ = writeln!(
+            t,
+            "| via | offered/s | accepted/s | failed | request p50 ms | request p99 ms | server CPU | loadgen CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+        for (via, steps) in [("HTTP", lh), ("NATS", ln)] {
+            for r in steps {
+                let k = &r.publish.likes;
+                let _ = writeln!(
+                    t,
+                    "| {via} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% |",
+                    thousands(r.publish.offered_likes_per_sec),
+                    thousands(k.accepted_per_sec),
+                    k.failed,
+                    ms(k.latency.p50_ms),
+                    ms(k.latency.p99_ms),
+                    server_cpu(r),
+                    loadgen_cpu(r)
+                );
+            }
+        }
+    }
+    if !note.is_empty() {
+        let _ = writeln!(t, "\n{note}");
+    }
+    t
+}
+
+/// Latency percentiles (log) against delivered comments/s (log), one line per system and
+/// percentile, from the fan-out steps.
+fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
+    let series: Vec<(&str, RGBColor, &[Report])> = vec![
+        (
+            "this system",
+            RGBColor(31, 119, 180),
+            get(res, "fanout/ours"),
+        ),
+        (
+            "nginx + nchan",
+            RGBColor(214, 39, 40),
+            get(res, "fanout/nchan"),
+        ),
+    ];
+    type Pick = fn(&Latency) -> f64;
+    let pcts: [(&str, Pick, u32); 3] = [
+        ("p50", |l| l.p50_ms, 1),
+        ("p90", |l| l.p90_ms, 2),
+        ("p99", |l| l.p99_ms, 3),
+    ];
+    let points = |steps: &[Report], pick: Pick| -> Vec<(f64, f64)> {
+        steps
+            .iter()
+            .filter(|r| r.viewers.latency.count > 0 && r.viewers.comments_per_sec > 0.0)
+            .map(|r| {
+                (
+                    r.viewers.comments_per_sec,
+                    pick(&r.viewers.latency).max(0.01),
+                )
+            })
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, _, s)| pcts.iter().flat_map(move |(_, p, _)| points(s, *p)))
+        .collect();
+    anyhow::ensure!(!all.is_empty(), "no fan-out results to plot");
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, 0f64, f64::MAX, 0f64);
+    for &(x, y) in &all {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let (x0, x1) = (x0 / 1.5, x1 * 1.5);
+    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot: {e}");
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Fan-out: comment latency vs delivered comments/s (shared 2-core machine)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("delivered comments per second (all viewers)")
+        .y_desc("end-to-end latency, ms")
+        .x_label_formatter(&|x| thousands(*x))
+        .y_label_formatter(&|y| ms(*y))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (name, color, steps) in &series {
+        for (pname, pick, width) in &pcts {
+            let pts = points(steps, *pick);
+            if pts.is_empty() {
+                continue;
+            }
+            let style = color.stroke_width(*width);
+            let color = *color;
+            let w = *width;
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| err(&e))?
+                .label(format!("{name} {pname}"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(w))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 2 + w, color.filled())))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procstat::ServerProc;
+
+    fn step(label: &str, step: u32, delivered: f64, p99: f64, lost: u64) -> Report {
+        let mut r = Report {
+            label: label.into(),
+            step,
+            cpu_percent: vec![50.0],
+            ..Report::default()
+        };
+        r.viewers.target = 100;
+        r.viewers.connected_at_start = 100;
+        r.viewers.comments_per_sec = delivered;
+        r.viewers.latency = Latency {
+            count: 10,
+            p50_ms: p99 / 4.0,
+            p90_ms: p99 / 2.0,
+            p99_ms: p99,
+            ..Latency::default()
+        };
+        r.publish.offered_comments_per_sec = delivered / 100.0;
+        r.loss.expected = 1000;
+        r.loss.lost = lost;
+        r.server = vec![ServerProc {
+            name: "frontend".into(),
+            pid: 1,
+            cpu_percent: 80.0,
+            rss_start_kb: 1000,
+            rss_window_kb: 1300,
+            rss_end_kb: 1300,
+        }];
+        r
+    }
+
+    #[test]
+    fn table_and_plot_from_results() {
+        let dir = tempdir();
+        let mut ours = String::new();
+        for (i, (d, p99, lost)) in [(1000.0, 20.0, 0), (2000.0, 40.0, 0), (4000.0, 2000.0, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            ours += &serde_json::to_string(&step("fanout/ours", i as u32, d, p99, lost)).unwrap();
+            ours.push('\n');
+        }
+        std::fs::write(dir.join("fanout-ours.json"), ours).unwrap();
+        let nchan = serde_json::to_string(&step("fanout/nchan", 0, 1000.0, 80.0, 0)).unwrap();
+        std::fs::write(dir.join("fanout-nchan.json"), nchan).unwrap();
+        let idle = serde_json::to_string(&step("idle/ours", 0, 0.0, 0.0, 0)).unwrap();
+        std::fs::write(dir.join("idle-ours.json"), idle).unwrap();
+        let res = load(&dir).unwrap();
+        let md = markdown(&res, "note");
+        // The best sustained step of ours is 2000/s, nchan's 1000/s.
+        assert!(md.contains("| 2,000 | 1,000 | 2.00× |"), "{md}");
+        assert!(md.contains("| 3.00 |"), "{md}"); // 300 KiB over 100 viewers
+        let svg = dir.join("plot.svg");
+        plot(&res, &svg).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("nginx + nchan p99"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "loadgen-summary-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}

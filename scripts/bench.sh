@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# The benchmark scenarios, this system side by side with nginx + nchan, in one run:
+# prints one markdown table and writes a plot (latency percentiles against delivered
+# comments/s). Everything runs on loopback, on free ports, under .run/bench/ (git-ignored);
+# every process it starts is stopped at the end, by pid.
+#
+#   scripts/bench.sh                  idle memory, fan-out, many videos, likes ingest
+#   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 1 min)
+#   scripts/bench.sh --with-100k      also 100k viewers over 7 frontends (ours only)
+#   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, likes, 100k)
+#
+# A full run (not --quick, not --only) also copies the table and plot to docs/bench/.
+# Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root).
+# Numbers come from a shared 2-core machine: the load generator runs on the same cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+quick=false
+with100k=false
+only=""
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=true ;;
+    --with-100k) with100k=true ;;
+    --only=*) only="${arg#--only=}" ;;
+    --only) only="__next__" ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *)
+      if [ "$only" = "__next__" ]; then only="$arg"
+      else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
+  esac
+done
+[ "$only" = "__next__" ] && { echo "--only needs a list, e.g. --only fanout,idle" >&2; exit 64; }
+scenarios="${only:-idle,fanout,many,likes}"
+$with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
+for s in ${scenarios//,/ }; do
+  case "$s" in idle|fanout|many|likes|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+done
+want() { [[ ",$scenarios," == *",$1,"* ]]; }
+
+# --- sizes -------------------------------------------------------------------------------
+if $quick; then
+  VIEWERS=300; CONNECT_RATE=1000; WARMUP=1s; STEP=2s; DRAIN=1s
+  FANOUT_STEPS=10,20
+  MANY_VIDEOS=30; MANY_RATE=200; MANY_DURATION=3s
+  LIKES_HTTP_STEPS=200,500; LIKES_NATS_STEPS=200,500; LIKES_STEP=2s
+  LIKES_LAT_VIEWERS=100
+  BIG_VIEWERS=1400; BIG_FRONTENDS=7; BIG_PROCS=7; BIG_VIDEOS=100; BIG_COMMENTS=100
+  BIG_LIKES=200; BIG_DURATION=3s
+else
+  VIEWERS=10000; CONNECT_RATE=2000; WARMUP=2s; STEP=6s; DRAIN=2s
+  FANOUT_STEPS=10,20,40,80,100,160,320,640
+  MANY_VIDEOS=1000; MANY_RATE=2000; MANY_DURATION=8s
+  LIKES_HTTP_STEPS=1000,2000,5000,10000,20000,50000,100000
+  LIKES_NATS_STEPS=2000,5000,10000,20000,50000,100000,200000,500000,1000000
+  LIKES_STEP=5s
+  LIKES_LAT_VIEWERS=1000
+  BIG_VIEWERS=100000; BIG_FRONTENDS=7; BIG_PROCS=7; BIG_VIDEOS=1000; BIG_COMMENTS=1000
+  BIG_LIKES=5000; BIG_DURATION=10s
+fi
+
+run_dir="$root/.run/bench"
+res="$run_dir/results"
+logs="$run_dir/logs"
+rm -rf "$res" "$logs" "$run_dir/jetstream" "$run_dir/nginx" "$run_dir/100k"
+mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k"
+
+# --- what it needs -----------------------------------------------------------------------
+nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
+if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "nginx + nchan missing: apt-get install nginx libnginx-mod-nchan (as root)" >&2; exit 1
+  fi
+  echo "installing nginx + libnginx-mod-nchan"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
+fi
+NATS_SERVER_BIN="$(scripts/lib/nats-server.sh)"
+echo "building (release)"
+cargo build --release --quiet --bin frontend --bin publisher --bin loadgen
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+LG="$bin/loadgen"
+
+# --- processes ---------------------------------------------------------------------------
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  local p
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=false
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=true; done
+    $alive || break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+used_ports=" "
+free_port() { # a free loopback port below the ephemeral range, not handed out before
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    [[ "$used_ports" == *" $p "* ]] && continue
+    if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+      used_ports+="$p "; echo "$p"; return 0
+    fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
+wait_http() { # url
+  for _ in $(seq 1 150); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "timed out waiting for $1" >&2; return 1
+}
+
+export RUST_LOG="${RUST_LOG:-warn}"
+
+# nats-server: our nats/local.conf (JetStream, fsync always), on bench ports and a temp store.
+nats_port=$(free_port); nats_mon=$(free_port)
+sed -e "s|^server_name: local|server_name: bench|" \
+    -e "s|^listen: 127.0.0.1:4222|listen: 127.0.0.1:$nats_port|" \
+    -e "s|^http: 127.0.0.1:8222|http: 127.0.0.1:$nats_mon|" \
+    -e "s|store_dir: \".run/jetstream\"|store_dir: \"$run_dir/jetstream\"|" \
+    nats/local.conf >"$run_dir/nats.conf"
+for want_line in "listen: 127.0.0.1:$nats_port" "http: 127.0.0.1:$nats_mon" "$run_dir/jetstream"; do
+  grep -qF "$want_line" "$run_dir/nats.conf" || { echo "nats/local.conf changed: cannot set $want_line" >&2; exit 1; }
+done
+"$NATS_SERVER_BIN" -c "$run_dir/nats.conf" >"$logs/nats-server.log" 2>&1 &
+nats_pid=$!; pids+=("$nats_pid")
+wait_http "http://127.0.0.1:$nats_mon/healthz"
+nats_url="nats://127.0.0.1:$nats_port"
+
+pub_port=$(free_port)
+"$bin/publisher" --listen "127.0.0.1:$pub_port" --nats "$nats_url" --no-rate-limit \
+  >"$logs/publisher.log" 2>&1 &
+pub_pid=$!; pids+=("$pub_pid")
+wait_http "http://127.0.0.1:$pub_port/healthz"
+pub_url="http://127.0.0.1:$pub_port"
+
+start_frontend() { # name → sets fe_pid, fe_url
+  local port; port=$(free_port)
+  "$bin/frontend" --listen "127.0.0.1:$port" --nats "$nats_url" --publisher-url "$pub_url" \
+    --drain 1s >"$logs/$1.log" 2>&1 &
+  fe_pid=$!; pids+=("$fe_pid")
+  fe_url="http://127.0.0.1:$port"
+  wait_http "$fe_url/healthz"
+}
+start_frontend frontend
+ours_pids="frontend:$fe_pid,publisher:$pub_pid,nats:$nats_pid"
+ours_url=$fe_url
+
+# nginx + nchan, from bench/nginx-nchan.conf.in.
+ng_port=$(free_port)
+ng_dir="$run_dir/nginx"
+sed -e "s|@RUN@|$ng_dir|g" -e "s|@PORT@|$ng_port|g" -e "s|@MODULE@|$nchan_module|g" \
+  bench/nginx-nchan.conf.in >"$ng_dir/nginx.conf"
+nginx -p "$ng_dir/" -c "$ng_dir/nginx.conf" -e "$ng_dir/error.log" >"$logs/nginx.log" 2>&1 &
+ng_pid=$!; pids+=("$ng_pid")
+ng_url="http://127.0.0.1:$ng_port"
+for _ in $(seq 1 100); do
+  kill -0 "$ng_pid" 2>/dev/null || break
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$ng_url/pub/healthcheck" || true)
+  [[ "$code" == 20* ]] && break; sleep 0.1
+done
+[[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
+ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+nchan_pids=""; k=0
+for w in $ng_workers; do k=$((k+1)); nchan_pids+="${nchan_pids:+,}nginx-worker$k:$w"; done
+
+ncores=$(nproc)
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+mem_gib=$(awk '/MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)
+nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
+nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
+nats_v=$("$NATS_SERVER_BIN" --version | sed 's/.*v//')
+echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
+echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB; shared: loadgen runs on the same cores"
+
+ok=true
+scenario() { # name logfile command… ; runs it, keeps going on failure
+  local name=$1 log=$2; shift 2
+  local t0=$SECONDS
+  echo "▶ $name"
+  if "$@" >"$log.out" 2>"$log"; then
+    echo "  done in $((SECONDS - t0)) s"
+  else
+    echo "  FAILED after $((SECONDS - t0)) s: see $log"; ok=false
+    tail -5 "$log" | sed 's/^/    /'
+  fi
+}
+ours_view=(--frontend "$ours_url")
+nchan_view=(--target nchan --frontend "$ng_url")
+ours_pub=(--publisher "$pub_url" --via http)
+nchan_pub=(--publisher "$ng_url" --via nchan)
+
+# --- idle memory -------------------------------------------------------------------------
+if want idle; then
+  for sys in ours nchan; do
+    if [ $sys = ours ]; then view=("${ours_view[@]}"); sp=$ours_pids; else view=("${nchan_view[@]}"); sp=$nchan_pids; fi
+    scenario "idle memory ($sys): $VIEWERS viewers of one video" "$logs/idle-$sys.log" \
+      "$LG" viewers --label "idle/$sys" --videos 1 --video-prefix "idle$sys" \
+      --viewers "$VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" --duration 2s \
+      --server-pids "$sp" "${view[@]}" --json-out "$res/idle-$sys.json"
+  done
+fi
+
+# --- fan-out -----------------------------------------------------------------------------
+if want fanout; then
+  for sys in ours nchan; do
+    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=("${ours_pub[@]}"); sp=$ours_pids
+    else view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids; fi
+    scenario "fan-out ($sys): $VIEWERS viewers of one video, comments/s $FANOUT_STEPS, $STEP each" \
+      "$logs/fanout-$sys.log" \
+      "$LG" run --label "fanout/$sys" --videos 1 --video-prefix "fan$sys" \
+      --viewers "$VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+      --duration "$STEP" --drain "$DRAIN" --comment-steps "$FANOUT_STEPS" --likes-per-sec 0 \
+      --stop-p99 1s --server-pids "$sp" "${view[@]}" "${pub[@]}" --json-out "$res/fanout-$sys.json"
+  done
+fi
+
+# --- many videos -------------------------------------------------------------------------
+if want many; then
+  for sys in ours nchan; do
+    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=("${ours_pub[@]}"); sp=$ours_pids
+    else view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids; fi
+    scenario "many videos ($sys): $VIEWERS viewers over $MANY_VIDEOS videos, $MANY_RATE comments/s" \
+      "$logs/many-$sys.log" \
+      "$LG" run --label "many/$sys" --videos "$MANY_VIDEOS" --video-prefix "many$sys" \
+      --viewers "$VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+      --duration "$MANY_DURATION" --drain "$DRAIN" --comments-per-sec "$MANY_RATE" \
+      --likes-per-sec 0 --concurrency 512 --server-pids "$sp" "${view[@]}" "${pub[@]}" \
+      --json-out "$res/many-$sys.json"
+  done
+fi
+
+# --- likes ingest (ours; nchan has no likes) ---------------------------------------------
+if want likes; then
+  scenario "likes ingest over HTTP: likes/s $LIKES_HTTP_STEPS, $LIKES_STEP each" "$logs/likes-http.log" \
+    "$LG" publish --label likes-http/ours --videos 10 --video-prefix likeshttp \
+    --comments-per-sec 0 --like-steps "$LIKES_HTTP_STEPS" --duration "$LIKES_STEP" \
+    --warmup 0s --stop-accepted 0.9 --concurrency 512 --users 10000 --publisher "$pub_url" \
+    --via http --server-pids "$ours_pids" --json-out "$res/likes-http.json"
+  scenario "likes ingest over NATS: likes/s $LIKES_NATS_STEPS, $LIKES_STEP each" "$logs/likes-nats.log" \
+    "$LG" publish --label likes-nats/ours --videos 10 --video-prefix likesnats \
+    --comments-per-sec 0 --like-steps "$LIKES_NATS_STEPS" --duration "$LIKES_STEP" \
+    --warmup 0s --stop-accepted 0.9 --concurrency 4096 --users 10000 --nats "$nats_url" \
+    --via nats --server-pids "$ours_pids" --json-out "$res/likes-nats.json"
+  # Viewer-side like latency at half the best NATS rate (at most 100k/s, at least 100/s).
+  best=$(jq -s 'map(.publish.likes.accepted_per_sec) | max // 0' "$res/likes-nats.json" 2>/dev/null || echo 0)
+  lat_rate=$(awk -v b="$best" 'BEGIN { r = int(b / 2); if (r > 100000) r = 100000; if (r < 100) r = 100; print r }')
+  scenario "like latency: $LIKES_LAT_VIEWERS viewers of 10 videos, $lat_rate likes/s over NATS" \
+    "$logs/likes-latency.log" \
+    "$LG" run --label likes-latency/ours --videos 10 --video-prefix likeslat \
+    --viewers "$LIKES_LAT_VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+    --duration "$LIKES_STEP" --drain 1s --comments-per-sec 0 --likes-per-sec "$lat_rate" \
+    --likes-sample 10 --concurrency 4096 --users 10000 --nats "$nats_url" --via nats \
+    --server-pids "$ours_pids" "${ours_view[@]}" --json-out "$res/likes-latency.json"
+fi
+
+# --- 100k viewers (ours) -----------------------------------------------------------------
+if want 100k; then
+  fe_urls=""; big_pids="publisher:$pub_pid,nats:$nats_pid"
+  for ((f=1; f<=BIG_FRONTENDS; f++)); do
+    start_frontend "frontend-big$f"
+    fe_urls+="${fe_urls:+,}$fe_url"; big_pids+=",frontend$f:$fe_pid"
+  done
+  per=$(( (BIG_VIEWERS + BIG_PROCS - 1) / BIG_PROCS ))
+  rate=1000
+  start_at=$(( $(date +%s) + per / rate + 15 ))
+  echo "▶ $BIG_VIEWERS viewers: $BIG_FRONTENDS frontends, $BIG_PROCS loadgen processes of $per, $BIG_VIDEOS videos, $BIG_COMMENTS comments/s + $BIG_LIKES likes/s over NATS"
+  t0=$SECONDS; lg_pids=()
+  for ((p=0; p<BIG_PROCS; p++)); do
+    offset=$((p * per)); n=$((BIG_VIEWERS - offset)); [ "$n" -gt "$per" ] && n=$per
+    common=(--label 100k/ours --videos "$BIG_VIDEOS" --video-prefix big --viewers "$n"
+            --viewer-offset "$offset" --source-ips "127.0.0.$((2 + p))" --connect-rate "$rate"
+            --frontend "$fe_urls" --start-at "$start_at" --duration "$BIG_DURATION"
+            --drain "$DRAIN" --server-pids "$big_pids" --quiet
+            --json-out "$run_dir/100k/part-$p.json")
+    if [ "$p" -eq 0 ]; then
+      "$LG" run "${common[@]}" --comments-per-sec "$BIG_COMMENTS" --likes-per-sec "$BIG_LIKES" \
+        --users 10000 --concurrency 1024 --nats "$nats_url" --via nats \
+        >"$logs/100k-$p.out" 2>"$logs/100k-$p.log" &
+    else
+      "$LG" viewers "${common[@]}" >"$logs/100k-$p.out" 2>"$logs/100k-$p.log" &
+    fi
+    lg_pids+=($!); pids+=($!)
+  done
+  big_ok=true
+  for p in "${lg_pids[@]}"; do wait "$p" || big_ok=false; done
+  if $big_ok && "$LG" merge "$run_dir"/100k/part-*.json --json-out "$res/100k.json" \
+       >"$logs/100k-merge.out" 2>"$logs/100k-merge.log"; then
+    echo "  done in $((SECONDS - t0)) s"
+  else
+    echo "  FAILED after $((SECONDS - t0)) s: see $logs/100k-*.log"; ok=false
+  fi
+fi
+
+# --- the table and the plot --------------------------------------------------------------
+cmd="scripts/bench.sh${*:+ $*}"
+note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always). Command: \`$cmd\`."
+echo
+"$LG" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
+echo "table: $run_dir/bench.md  plot: $run_dir/bench.svg  results: $res  logs: $logs"
+if ! $quick && [ -z "$only" ]; then
+  mkdir -p docs/bench
+  cp "$run_dir/bench.md" docs/bench/latest.md
+  cp "$run_dir/bench.svg" docs/bench/latency.svg
+  echo "copied to docs/bench/latest.md and docs/bench/latency.svg"
+fi
+$ok
