@@ -5,7 +5,9 @@
 //!
 //! A single batcher task owns the pending batches (no locks); flushes run concurrently,
 //! at most [`MAX_FLUSHES`] at a time: while they are in flight new likes accumulate, so
-//! batches grow with load instead of latency.
+//! batches grow with load instead of latency. With `sync_interval: always` every JetStream
+//! write is an fsync, so the number of writes, not of likes, is what costs: at most one
+//! write per video per flush, and at most two flushes at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::retry;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Flushes in flight at once.
-pub const MAX_FLUSHES: usize = 16;
+pub const MAX_FLUSHES: usize = 2;
 /// Likes waiting for the batcher; beyond it, senders wait (backpressure).
 pub const QUEUE: usize = 65_536;
 
