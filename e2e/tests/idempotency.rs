@@ -83,3 +83,36 @@ async fn idempotency_key_counts_a_retried_like_once() {
         .unwrap();
     assert_eq!(r.status(), 400, "a malformed key is refused");
 }
+
+#[tokio::test]
+async fn a_like_retried_over_nats_with_the_same_key_counts_once() {
+    use prost::Message as _;
+    let nats = NatsServer::start();
+    let _publisher = publisher(&nats, |_| {}).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let video = live_proto::VideoId::parse("idem_nats").unwrap();
+    let ask = |key: &str| {
+        let request = live_proto::v1::LikeRequest {
+            user: "ivy".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        let client = client.clone();
+        let subject = live_proto::subjects::ingest_like(&video);
+        async move {
+            let reply = client
+                .request(subject, request.encode_to_vec().into())
+                .await
+                .unwrap();
+            live_proto::v1::IngestReply::decode(reply.payload).unwrap()
+        }
+    };
+    let first = ask("k1").await;
+    assert_eq!((first.status, first.total), (202, 1));
+    let retry = ask("k1").await;
+    assert_eq!((retry.status, retry.total), (202, 1), "counted once");
+    let other = ask("k2").await;
+    assert_eq!(other.total, 2);
+    let bad = ask("not a key").await;
+    assert_eq!(bad.status, 400);
+}

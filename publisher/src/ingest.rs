@@ -55,10 +55,35 @@ async fn handle(
     };
     match kind {
         IngestKind::Like => {
-            let user = match check_like(&service.auth, &msg.payload) {
-                Ok(user) => user,
+            let (user, key) = match check_like(&service.auth, &msg.payload) {
+                Ok(checked) => checked,
                 Err(r) => return refusal(client, msg.reply, r).await,
             };
+            if let Some(key) = key {
+                // Keyed likes are checked against the idempotency bucket first: off the
+                // subscription's loop, like comments.
+                let permit = in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed");
+                let (client, service) = (client.clone(), service.clone());
+                tokio::spawn(async move {
+                    match service.like(video, &user, Some(&key)).await {
+                        Ok(total) => {
+                            let answer = v1::IngestReply {
+                                status: 202,
+                                total,
+                                ..Default::default()
+                            };
+                            send(&client, msg.reply, answer).await;
+                        }
+                        Err(e) => refused(&client, msg.reply, e).await,
+                    }
+                    drop(permit);
+                });
+                return;
+            }
             let waiter = msg.reply.clone().map(Waiter::Nats).unwrap_or(Waiter::None);
             if let Err(e) = service.like_answered_by(video, &user, waiter).await {
                 refused(client, msg.reply, e).await;
@@ -108,11 +133,17 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Decodes a `LikeRequest` and checks its token and user; returns the user it acts as.
-pub fn check_like(auth: &Auth, payload: &[u8]) -> Result<UserId, Refusal> {
+/// Decodes a `LikeRequest` and checks its token, user and idempotency key; returns the
+/// user it acts as and the key.
+pub fn check_like(auth: &Auth, payload: &[u8]) -> Result<(UserId, Option<String>), Refusal> {
     let request = v1::LikeRequest::decode(payload).map_err(|_| Refusal::Undecodable)?;
     let caller = auth.authenticate(non_empty(&request.token))?;
-    Ok(caller.acting_as(non_empty(&request.user))?)
+    let user = caller.acting_as(non_empty(&request.user))?;
+    let key = match non_empty(&request.idempotency_key) {
+        None => None,
+        Some(k) => Some(idempotency_key(k)?.to_owned()),
+    };
+    Ok((user, key))
 }
 
 /// Decodes a `CommentRequest` and checks its token, user, text and idempotency key.
@@ -233,6 +264,7 @@ mod tests {
         assert_eq!(
             check_like(&Auth::default(), &like("bob", ""))
                 .unwrap()
+                .0
                 .as_str(),
             "bob"
         );
@@ -251,6 +283,7 @@ mod tests {
         assert_eq!(
             check_like(&on, &like("", &token(&key, "eve")))
                 .unwrap()
+                .0
                 .as_str(),
             "eve"
         );
