@@ -6,7 +6,9 @@
 #
 #   scripts/bench.sh                  idle memory, fan-out, many videos, likes ingest
 #   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 1 min)
-#   scripts/bench.sh --with-100k      also 100k viewers over 7 frontends (ours only)
+#   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
+#                                     $BENCH_100K_COMMENTS comments/s, 500, and
+#                                     $BENCH_100K_LIKES likes/s, 1000)
 #   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, likes, 100k)
 #
 # A full run (not --quick, not --only) also copies the table and plot to docs/bench/.
@@ -46,24 +48,24 @@ if $quick; then
   MANY_VIDEOS=30; MANY_RATE=200; MANY_DURATION=3s
   LIKES_HTTP_STEPS=200,500; LIKES_NATS_STEPS=200,500; LIKES_STEP=2s
   LIKES_LAT_VIEWERS=100
-  BIG_VIEWERS=1400; BIG_FRONTENDS=7; BIG_PROCS=7; BIG_VIDEOS=100; BIG_COMMENTS=100
+  BIG_VIEWERS=1200; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=100; BIG_COMMENTS=100
   BIG_LIKES=200; BIG_DURATION=3s
 else
   VIEWERS=10000; CONNECT_RATE=2000; WARMUP=2s; STEP=6s; DRAIN=2s
-  FANOUT_STEPS=10,20,40,80,100,160,320,640
+  FANOUT_STEPS=2,5,10,20,40,60,80,100,160,320,640
   MANY_VIDEOS=1000; MANY_RATE=2000; MANY_DURATION=8s
   LIKES_HTTP_STEPS=1000,2000,5000,10000,20000,50000,100000
   LIKES_NATS_STEPS=2000,5000,10000,20000,50000,100000,200000,500000,1000000
   LIKES_STEP=5s
   LIKES_LAT_VIEWERS=1000
-  BIG_VIEWERS=100000; BIG_FRONTENDS=7; BIG_PROCS=7; BIG_VIDEOS=1000; BIG_COMMENTS=1000
-  BIG_LIKES=5000; BIG_DURATION=10s
+  BIG_VIEWERS=100000; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=1000
+  BIG_COMMENTS=${BENCH_100K_COMMENTS:-500}; BIG_LIKES=${BENCH_100K_LIKES:-1000}; BIG_DURATION=10s
 fi
 
 run_dir="$root/.run/bench"
 res="$run_dir/results"
 logs="$run_dir/logs"
-rm -rf "$res" "$logs" "$run_dir/jetstream" "$run_dir/nginx" "$run_dir/100k"
+rm -rf "$res" "$logs" "$run_dir/jetstream" "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg"
 mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k"
 
 # --- what it needs -----------------------------------------------------------------------
@@ -179,7 +181,7 @@ nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
 nats_v=$("$NATS_SERVER_BIN" --version | sed 's/.*v//')
 echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
-echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB; shared: loadgen runs on the same cores"
+echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB, load average $(cut -d' ' -f1-3 /proc/loadavg); shared: loadgen runs on the same cores"
 
 ok=true
 scenario() { # name logfile command… ; runs it, keeps going on failure
@@ -243,12 +245,12 @@ if want likes; then
   scenario "likes ingest over HTTP: likes/s $LIKES_HTTP_STEPS, $LIKES_STEP each" "$logs/likes-http.log" \
     "$LG" publish --label likes-http/ours --videos 10 --video-prefix likeshttp \
     --comments-per-sec 0 --like-steps "$LIKES_HTTP_STEPS" --duration "$LIKES_STEP" \
-    --warmup 0s --stop-accepted 0.9 --concurrency 512 --users 10000 --publisher "$pub_url" \
+    --warmup 0s --stop-accepted 0.9 --concurrency 2048 --users 10000 --publisher "$pub_url" \
     --via http --server-pids "$ours_pids" --json-out "$res/likes-http.json"
   scenario "likes ingest over NATS: likes/s $LIKES_NATS_STEPS, $LIKES_STEP each" "$logs/likes-nats.log" \
     "$LG" publish --label likes-nats/ours --videos 10 --video-prefix likesnats \
     --comments-per-sec 0 --like-steps "$LIKES_NATS_STEPS" --duration "$LIKES_STEP" \
-    --warmup 0s --stop-accepted 0.9 --concurrency 4096 --users 10000 --nats "$nats_url" \
+    --warmup 0s --stop-accepted 0.9 --concurrency 16384 --users 10000 --nats "$nats_url" \
     --via nats --server-pids "$ours_pids" --json-out "$res/likes-nats.json"
   # Viewer-side like latency at half the best NATS rate (at most 100k/s, at least 100/s).
   best=$(jq -s 'map(.publish.likes.accepted_per_sec) | max // 0' "$res/likes-nats.json" 2>/dev/null || echo 0)
@@ -271,7 +273,8 @@ if want 100k; then
   done
   per=$(( (BIG_VIEWERS + BIG_PROCS - 1) / BIG_PROCS ))
   rate=1000
-  start_at=$(( $(date +%s) + per / rate + 15 ))
+  margin=15; $quick && margin=3   # time for every process to ramp before the window
+  start_at=$(( $(date +%s) + per / rate + margin ))
   echo "▶ $BIG_VIEWERS viewers: $BIG_FRONTENDS frontends, $BIG_PROCS loadgen processes of $per, $BIG_VIDEOS videos, $BIG_COMMENTS comments/s + $BIG_LIKES likes/s over NATS"
   t0=$SECONDS; lg_pids=()
   for ((p=0; p<BIG_PROCS; p++)); do
@@ -305,7 +308,8 @@ cmd="scripts/bench.sh${*:+ $*}"
 note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always). Command: \`$cmd\`."
 echo
 "$LG" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
-echo "table: $run_dir/bench.md  plot: $run_dir/bench.svg  results: $res  logs: $logs"
+plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
+echo "table: $run_dir/bench.md  plot: $plot  results: $res  logs: $logs"
 if ! $quick && [ -z "$only" ]; then
   mkdir -p docs/bench
   cp "$run_dir/bench.md" docs/bench/latest.md

@@ -16,10 +16,60 @@ pub fn parse_stat_cpu(stat: &str) -> Option<f64> {
     let mut fields = rest.split_ascii_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / clock_ticks())
+}
+
+/// CPU seconds all processes of the machine used so far (all cores: user, nice, system,
+/// irq, softirq, steal), from the first line of `/proc/stat`.
+pub fn machine_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_ascii_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy = f.get(..8)?.iter().sum::<u64>() - f[3] - f[4];
+    Some(busy as f64 / clock_ticks())
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_ascii_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Some((utime + stime) as f64 / hz)
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+/// CPU use of the whole machine between two points in time, in % of one core.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineMeter {
+    cpu: Option<f64>,
+    at: Instant,
+}
+
+impl MachineMeter {
+    pub fn start() -> Self {
+        MachineMeter {
+            cpu: machine_seconds(),
+            at: Instant::now(),
+        }
+    }
+
+    /// % of one core since `start` (0 when unknown).
+    pub fn percent(&self) -> f64 {
+        let wall = self.at.elapsed().as_secs_f64();
+        match (self.cpu, machine_seconds()) {
+            (Some(a), Some(b)) if wall > 0.0 => (b - a) / wall * 100.0,
+            _ => 0.0,
+        }
+    }
 }
 
 /// CPU use between two points in time, in % of one core.
@@ -60,6 +110,9 @@ mod tests {
             std::hint::black_box(x);
             assert!(super::cpu_seconds().is_some());
             assert!(m.percent() >= 0.0);
+            let machine = super::MachineMeter::start();
+            assert!(super::machine_seconds().is_some());
+            assert!(machine.percent() >= 0.0);
         }
     }
 }

@@ -33,6 +33,11 @@ pub struct Report {
     pub cpu_percent: Vec<f64>,
     /// The server processes of `--server-pids` over the window.
     pub server: Vec<ServerProc>,
+    /// CPU use of the whole machine over the window, % of one core (after a merge, the
+    /// mean): what neither the servers nor the load generators used was other work.
+    pub machine_cpu_percent: f64,
+    /// The 1-minute load average at the window's end (after a merge, the highest).
+    pub load_average: f64,
     pub viewers: ViewerReport,
     pub publish: PublishReport,
     /// Comment loss over the window, from `videos`.
@@ -220,6 +225,11 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     if let Some(r) = reports.iter().find(|r| !r.label.is_empty()) {
         out.label = r.label.clone();
     }
+    if !reports.is_empty() {
+        out.machine_cpu_percent =
+            reports.iter().map(|r| r.machine_cpu_percent).sum::<f64>() / reports.len() as f64;
+        out.load_average = reports.iter().map(|r| r.load_average).fold(0.0, f64::max);
+    }
     for r in reports {
         out.publish.offered_comments_per_sec += r.publish.offered_comments_per_sec;
         out.publish.offered_likes_per_sec += r.publish.offered_likes_per_sec;
@@ -383,6 +393,15 @@ impl Report {
             .map(|c| format!("{c:.0}%"))
             .collect();
         row("loadgen cpu (1 core)", cpu.join(" "));
+        row(
+            "machine cpu (1 core)",
+            format!(
+                "{:.0}% of {:.0}% (load average {:.1})",
+                self.machine_cpu_percent,
+                100.0 * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+                self.load_average
+            ),
+        );
         if !self.stop_reason.is_empty() {
             row("stepping stopped", self.stop_reason.clone());
         }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::audience::Audience;
 use crate::cli::{CommonArgs, PublishArgs, StepArgs, Via, ViewerArgs, video_ids};
-use crate::cpu::CpuMeter;
+use crate::cpu::{self, CpuMeter, MachineMeter};
 use crate::procstat::{self, Servers};
 use crate::publish::{KindSnapshot, KindStats, Publisher};
 use crate::report::{
@@ -238,6 +238,7 @@ async fn window(
     let snap0 = publisher.map(|p| (p.comments.snapshot(), p.likes.snapshot()));
     let c0 = stats.counts();
     let cpu = CpuMeter::start();
+    let machine = MachineMeter::start();
     let server_win = servers.window();
     let t0 = Instant::now();
     stats.set_phase(Phase::Measure);
@@ -257,6 +258,7 @@ async fn window(
     let c2 = stats.counts();
     let window_s = t0.elapsed().as_secs_f64();
     let cpu_percent = cpu.percent();
+    let machine_cpu_percent = machine.percent();
     let server = servers.finish(&server_win);
     let connected_at_end = stats.connected();
 
@@ -329,6 +331,8 @@ async fn window(
         window_s,
         cpu_percent: vec![cpu_percent],
         server,
+        machine_cpu_percent,
+        load_average: cpu::load_average(),
         viewers: if audience.is_some() {
             viewer_report
         } else {

@@ -35,10 +35,20 @@ pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
         std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.svg_out {
-        plot(&results, path)?;
-        eprintln!("loadgen: wrote {}", path.display());
+        if has_fanout(&results) {
+            plot(&results, path)?;
+            eprintln!("loadgen: wrote {}", path.display());
+        } else {
+            eprintln!("loadgen: no fan-out results, so no plot");
+        }
     }
     Ok(())
+}
+
+fn has_fanout(res: &Results) -> bool {
+    ["fanout/ours", "fanout/nchan"]
+        .iter()
+        .any(|l| get(res, l).iter().any(|r| r.viewers.latency.count > 0))
 }
 
 /// Every report of every `*.json` file in `dir`, by label, in step order.
@@ -117,13 +127,19 @@ fn nearest(steps: &[Report], rate: f64) -> Option<&Report> {
         .min_by(|a, b| dist(a).total_cmp(&dist(b)))
 }
 
+/// The window nearest to 100k deliveries/s, if one came within a factor of 2 of it.
+fn near_100k(steps: &[Report]) -> Option<&Report> {
+    nearest(steps, 100_000.0)
+        .filter(|r| (r.viewers.comments_per_sec / 100_000.0).ln().abs() < 2f64.ln())
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(x: f64) -> String {
     let n = x.round().max(0.0) as u64;
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -163,8 +179,18 @@ fn or_dash(s: Option<String>) -> String {
     s.unwrap_or_else(|| "—".into())
 }
 
+/// CPU of the machine used by neither the servers nor the load generator(s).
+fn other_cpu(r: &Report) -> f64 {
+    (r.machine_cpu_percent - server_cpu(r) - loadgen_cpu(r)).max(0.0)
+}
+
 fn cpu_text(r: &Report) -> String {
-    format!("{:.0}% (loadgen {:.0}%)", server_cpu(r), loadgen_cpu(r))
+    format!(
+        "{:.0}% (loadgen {:.0}%, other work {:.0}%)",
+        server_cpu(r),
+        loadgen_cpu(r),
+        other_cpu(r)
+    )
 }
 
 /// The loss of a window: `0` or `lost of expected (x%)`.
@@ -256,34 +282,37 @@ fn markdown(res: &Results, note: &str) -> String {
             or_dash(stop(fn_)),
             "".into(),
         );
-        let (no, nn) = (nearest(fo, 100_000.0), nearest(fn_, 100_000.0));
+        // Only where a step came within a factor of 2 of it.
+        let (no, nn) = (near_100k(fo), near_100k(fn_));
         let p99 = |r: Option<&Report>| r.map(|r| r.viewers.latency.p99_ms);
-        row(
-            "fan-out at ~100k deliveries/s",
-            "delivered/s; p50 / p90 / p99, ms",
-            or_dash(no.map(|r| {
-                format!(
-                    "{}; {}",
-                    thousands(r.viewers.comments_per_sec),
-                    pcts(&r.viewers.latency)
-                )
-            })),
-            or_dash(nn.map(|r| {
-                format!(
-                    "{}; {}",
-                    thousands(r.viewers.comments_per_sec),
-                    pcts(&r.viewers.latency)
-                )
-            })),
-            format!("p99 {}", ratio(p99(no), p99(nn))),
-        );
-        row(
-            "",
-            "server CPU there, % of a core",
-            or_dash(no.map(cpu_text)),
-            or_dash(nn.map(cpu_text)),
-            ratio(no.map(server_cpu), nn.map(server_cpu)),
-        );
+        if no.is_some() || nn.is_some() {
+            row(
+                "fan-out at ~100k deliveries/s",
+                "delivered/s; p50 / p90 / p99, ms",
+                or_dash(no.map(|r| {
+                    format!(
+                        "{}; {}",
+                        thousands(r.viewers.comments_per_sec),
+                        pcts(&r.viewers.latency)
+                    )
+                })),
+                or_dash(nn.map(|r| {
+                    format!(
+                        "{}; {}",
+                        thousands(r.viewers.comments_per_sec),
+                        pcts(&r.viewers.latency)
+                    )
+                })),
+                format!("p99 {}", ratio(p99(no), p99(nn))),
+            );
+            row(
+                "",
+                "server CPU there, % of a core",
+                or_dash(no.map(cpu_text)),
+                or_dash(nn.map(cpu_text)),
+                ratio(no.map(server_cpu), nn.map(server_cpu)),
+            );
+        }
     }
 
     // Many videos.
@@ -297,23 +326,19 @@ fn markdown(res: &Results, note: &str) -> String {
             thousands(any.publish.offered_comments_per_sec)
         );
         let rate = |r: Option<&Report>| r.map(|r| r.viewers.comments_per_sec);
+        let text = |r: &Report| {
+            format!(
+                "{}; {}; {}",
+                thousands(r.publish.comments.accepted_per_sec),
+                thousands(r.viewers.comments_per_sec),
+                loss_text(r)
+            )
+        };
         row(
             &title,
-            "delivered/s; comments lost",
-            or_dash(mo.map(|r| {
-                format!(
-                    "{}; {}",
-                    thousands(r.viewers.comments_per_sec),
-                    loss_text(r)
-                )
-            })),
-            or_dash(mn.map(|r| {
-                format!(
-                    "{}; {}",
-                    thousands(r.viewers.comments_per_sec),
-                    loss_text(r)
-                )
-            })),
+            "comments accepted/s; delivered/s; comments lost",
+            or_dash(mo.map(text)),
+            or_dash(mn.map(text)),
             ratio(rate(mo), rate(mn)),
         );
         let p99 = |r: Option<&Report>| r.map(|r| r.viewers.latency.p99_ms);
@@ -366,11 +391,12 @@ fn markdown(res: &Results, note: &str) -> String {
         );
         row(
             &title,
-            "connected; delivered/s; comments lost",
+            "connected; comments delivered/s (all events/s); comments lost",
             format!(
-                "{}; {}; {}",
+                "{}; {} ({}); {}",
                 thousands(r.viewers.connected_at_start as f64),
                 thousands(r.viewers.comments_per_sec),
+                thousands(r.viewers.events_per_sec),
                 loss_text(r)
             ),
             "—".into(),
@@ -387,11 +413,10 @@ fn markdown(res: &Results, note: &str) -> String {
             "",
             "published comments/s + likes/s; server CPU",
             format!(
-                "{} + {}; {:.0}% (loadgen {:.0}%)",
+                "{} + {}; {}",
                 thousands(r.publish.comments.accepted_per_sec),
                 thousands(r.publish.likes.accepted_per_sec),
-                server_cpu(r),
-                loadgen_cpu(r)
+                cpu_text(r)
             ),
             "—".into(),
             "".into(),
@@ -420,14 +445,13 @@ fn markdown(res: &Results, note: &str) -> String {
                 &format!("likes ingest over {via}"),
                 "most likes/s accepted (stored durably); request p50 / p99 ms there",
                 format!(
-                    "{} of {} offered; {} / {} ({} failed; server {:.0}%, loadgen {:.0}%)",
+                    "{} of {} offered; {} / {} ({} failed; server {})",
                     thousands(k.accepted_per_sec),
                     thousands(r.publish.offered_likes_per_sec),
                     ms(k.latency.p50_ms),
                     ms(k.latency.p99_ms),
                     k.failed,
-                    server_cpu(r),
-                    loadgen_cpu(r)
+                    cpu_text(r)
                 ),
                 "— (nchan has no likes)".into(),
                 "".into(),
@@ -463,23 +487,24 @@ fn markdown(res: &Results, note: &str) -> String {
         let _ = writeln!(t, "\nFan-out steps:\n");
         let _ = writeln!(
             t,
-            "| system | comments/s | delivered/s | p50 ms | p90 ms | p99 ms | lost | server CPU | loadgen CPU |"
+            "| system | comments/s offered | delivered/s | p50 ms | p90 ms | p99 ms | lost | server CPU | loadgen CPU | other CPU |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
         for (name, steps) in [("this system", fo), ("nginx + nchan", fn_)] {
             for r in steps {
                 let l = &r.viewers.latency;
                 let _ = writeln!(
                     t,
-                    "| {name} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% |",
-                    thousands(r.publish.comments.accepted_per_sec),
+                    "| {name} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
+                    thousands(r.publish.offered_comments_per_sec),
                     thousands(r.viewers.comments_per_sec),
                     ms(l.p50_ms),
                     ms(l.p90_ms),
                     ms(l.p99_ms),
                     loss_text(r),
                     server_cpu(r),
-                    loadgen_cpu(r)
+                    loadgen_cpu(r),
+                    other_cpu(r)
                 );
             }
         }
@@ -489,22 +514,23 @@ fn markdown(res: &Results, note: &str) -> String {
         let _ = writeln!(t, "\nLikes ingest steps:\n");
         let _ = writeln!(
             t,
-            "| via | offered/s | accepted/s | failed | request p50 ms | request p99 ms | server CPU | loadgen CPU |"
+            "| via | offered/s | accepted/s | failed | request p50 ms | request p99 ms | server CPU | loadgen CPU | other CPU |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
         for (via, steps) in [("HTTP", lh), ("NATS", ln)] {
             for r in steps {
                 let k = &r.publish.likes;
                 let _ = writeln!(
                     t,
-                    "| {via} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% |",
+                    "| {via} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
                     thousands(r.publish.offered_likes_per_sec),
                     thousands(k.accepted_per_sec),
                     k.failed,
                     ms(k.latency.p50_ms),
                     ms(k.latency.p99_ms),
                     server_cpu(r),
-                    loadgen_cpu(r)
+                    loadgen_cpu(r),
+                    other_cpu(r)
                 );
             }
         }
@@ -560,8 +586,11 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
-    let (x0, x1) = (x0 / 1.5, x1 * 1.5);
-    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+    // Whole decades, so the log axes get labelled ticks; room above for the legend.
+    let decade_down = |v: f64| 10f64.powf(v.log10().floor());
+    let decade_up = |v: f64| 10f64.powf((v * 1.01).log10().ceil());
+    let (x0, x1) = (decade_down(x0), decade_up(x1));
+    let (y0, y1) = (decade_down(y0), decade_up(y1) * 10.0);
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot: {e}");
@@ -572,6 +601,7 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
             ("sans-serif", 20),
         )
         .margin(15)
+        .margin_right(50)
         .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
@@ -582,6 +612,8 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
         .y_desc("end-to-end latency, ms")
         .x_label_formatter(&|x| thousands(*x))
         .y_label_formatter(&|y| ms(*y))
+        .x_labels(12)
+        .y_labels(12)
         .draw()
         .map_err(|e| err(&e))?;
     for (name, color, steps) in &series {

@@ -442,4 +442,59 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert!(h.max() < 5_000_000, "latency {} µs", h.max());
     }
+
+    #[test]
+    fn nchan_comments_are_unnamed_and_counted_not_deduplicated() {
+        let shard = Shard {
+            counters: Default::default(),
+            latency: std::sync::Mutex::new(stats::new_histogram()),
+        };
+        let slot = Slot::default();
+        let mut st = State::default();
+        let ts = live_proto::now_ms();
+        let data = format!(r#"{{"id":"1","user":"u","text":"hi","ts":{ts}}}"#);
+        let mut b = Batch::new(&shard, &mut st, true);
+        b.server = Server::Nchan;
+        for _ in 0..2 {
+            b.on_item(Item::Event(Event {
+                name: b"",
+                data: data.as_bytes(),
+                id: Some(b"1795703025:0"),
+            }));
+        }
+        b.on_item(Item::Event(Event {
+            name: b"",
+            data: b"not json",
+            id: None,
+        }));
+        b.finish(&slot);
+        let c = shard.counters.load();
+        assert_eq!(
+            (c.events, c.comments, c.duplicates, c.bad_events),
+            (3, 2, 0, 1)
+        );
+        assert_eq!(slot.window_comments.load(Relaxed), 2);
+        assert_eq!((st.last_id, &st.raw_id[..]), (0, &b"1795703025:0"[..]));
+    }
+
+    #[test]
+    fn sampled_viewers_keep_the_likes_totals_they_see() {
+        let shard = Shard {
+            counters: Default::default(),
+            latency: std::sync::Mutex::new(stats::new_histogram()),
+        };
+        let slot = Slot::default();
+        let mut st = State::default();
+        let mut b = Batch::new(&shard, &mut st, true);
+        b.sample_likes = true;
+        b.on_item(Item::Event(Event {
+            name: b"likes",
+            data: br#"{"count":2,"total":42}"#,
+            id: None,
+        }));
+        b.finish(&slot);
+        let seen = slot.likes_seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 42);
+    }
 }
