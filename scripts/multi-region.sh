@@ -156,7 +156,7 @@ stop() { # name
 }
 
 down() {
-  local r i
+  local r i p
   # Viewers' nodes first (they drain), then the publishers, then NATS.
   stop frontend-edge-18083
   for r in "${regions[@]}"; do
@@ -193,7 +193,6 @@ links() { # monitor port
   curl -fs --max-time 2 "http://127.0.0.1:$1/varz" 2>/dev/null | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
-gw = len(v.get("gateway", {}).get("gateways", []) or [])
 print("routes %s, leafs %s, cluster %s" % (v.get("routes", 0), v.get("leafnodes", 0),
       v.get("cluster", {}).get("name", "-")))' 2>/dev/null || true
 }

@@ -11,9 +11,11 @@
 //! - a leaf server's viewers get events from the hub's regions;
 //! - cross-region latency with 40 ms one way between the regions (printed).
 //!
-//! Most tests use one node per region (a 2-core CI machine runs them); the first uses
-//! three. The tests run one at a time: each starts its own supercluster.
+//! The first test and the cut use three nodes per region with R3 streams, as in
+//! production; the others one node per region (lighter on a 2-core CI machine). The
+//! tests run one at a time: each starts its own supercluster.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ use tokio::time::Instant;
 
 const REGIONS: [&str; 2] = ["east", "west"];
 const T: Duration = Duration::from_secs(30);
+/// How long viewers may take to catch up after a cut heals (measured: 6 to 15 s).
+const HEALING: Duration = Duration::from_secs(60);
 
 /// One supercluster at a time: each is several nats-servers.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -167,7 +171,11 @@ impl Watcher {
     }
 
     async fn wait_texts(&self, texts: &[String]) {
-        self.wait(&format!("comments {texts:?}"), T, |w| {
+        self.wait_texts_for(texts, T).await
+    }
+
+    async fn wait_texts_for(&self, texts: &[String], timeout: Duration) {
+        self.wait(&format!("comments {texts:?}"), timeout, |w| {
             let got = w.texts();
             texts.iter().all(|t| got.contains(t))
         })
@@ -283,9 +291,13 @@ async fn a_video_nobody_watches_in_west_sends_no_live_traffic_to_west() {
     // West has a frontend, and viewers, but of another video.
     let _elsewhere = Watcher::open(&fe_west, "other", None).await;
 
-    let live_to_west = sc.region("west").gateway_in.count_upstream(b"live.v1.");
+    // Messages from east to west, as the gateway protocol carries them: `RMSG` (or
+    // `HMSG`, with headers) `<account> <subject>`.
+    let into_west = &sc.region("west").gateway_in;
+    let live_to_west = into_west.count_upstream(b"MSG APP live.v1.");
+    // Mirror deliveries to west's mirrors of east's streams.
+    let mirrored_to_west = into_west.count_upstream(b"MSG APP $JS.M.");
     let in_east = Watcher::open(&fe_east, "quiet", None).await;
-    let dbg_down = sc.region("east").gateway_in.count_upstream(b"live.v1.");
     let texts: Vec<String> = (0..20).map(|i| format!("q{i}")).collect();
     for t in &texts {
         comment(&east, "quiet", t).await;
@@ -295,8 +307,12 @@ async fn a_video_nobody_watches_in_west_sends_no_live_traffic_to_west() {
     in_east.wait("20 likes", T, |w| w.total() == Some(20)).await;
     // Presence refreshes too (every 5 s): give them time to be (not) sent.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let crossed = live_to_west.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("quiet video: 20 comments, 20 likes, presence; live messages to west: {crossed}");
+    let crossed = live_to_west.load(Relaxed);
+    eprintln!(
+        "quiet video: 20 comments and 20 likes in east, watched only there: {crossed} live \
+         messages crossed to west, {} mirror deliveries did",
+        mirrored_to_west.load(Relaxed)
+    );
     assert_eq!(
         crossed, 0,
         "live traffic of an unwatched video crossed to west"
@@ -321,11 +337,8 @@ async fn a_video_nobody_watches_in_west_sends_no_live_traffic_to_west() {
     );
     comment(&east, "quiet", "now watched").await;
     in_west.wait_texts(&["now watched".into()]).await;
-    let crossed = live_to_west.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!(
-        "watched in west: live messages to west so far: {crossed}; into east {}",
-        dbg_down.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let crossed = live_to_west.load(Relaxed);
+    eprintln!("watched in west too: {crossed} live message(s) crossed for one comment");
     assert!(
         crossed >= 1,
         "the tap sees live traffic once there is interest"
@@ -335,9 +348,12 @@ async fn a_video_nobody_watches_in_west_sends_no_live_traffic_to_west() {
 #[tokio::test]
 async fn cut_gateways_keep_both_regions_working_and_healing_loses_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let sc = Supercluster::builder(&REGIONS).start().await;
-    let east = publisher(&sc, "east", 1).await;
-    let west = publisher(&sc, "west", 1).await;
+    let sc = Supercluster::builder(&REGIONS)
+        .nodes_per_region(3)
+        .start()
+        .await;
+    let east = publisher(&sc, "east", 3).await;
+    let west = publisher(&sc, "west", 3).await;
     let fe_east = frontend(&sc.region("east").urls(), "east").await;
     let fe_west = frontend(&sc.region("west").urls(), "west").await;
     let fe_west2 = frontend(&sc.region("west").urls(), "west").await;
@@ -426,15 +442,19 @@ async fn cut_gateways_keep_both_regions_working_and_healing_loses_nothing() {
         n, other_side_during_cut.0, other_side_during_cut.1
     );
 
+    // Keep the regions apart for longer than nats-server's health check of a mirror
+    // (10 s): once the link is back, nats-server would restart a stalled mirror only
+    // after a retry backoff; each publisher notices its mirror behind and restarts it.
+    tokio::time::sleep_until(cut_at + Duration::from_secs(12)).await;
     sc.heal();
     let healed_at = Instant::now();
     // Nothing new is posted: the connected viewers catch up on their own.
-    in_west.wait_texts(&east_cut).await;
+    in_west.wait_texts_for(&east_cut, HEALING).await;
     let west_caught_up = healed_at.elapsed();
-    in_east.wait_texts(&west_cut).await;
+    in_east.wait_texts_for(&west_cut, HEALING).await;
     let east_caught_up = healed_at.elapsed();
     for w in [&in_east, &in_west] {
-        w.wait("totals converge to 16", T, |w| w.total() == Some(16))
+        w.wait("totals converge to 16", HEALING, |w| w.total() == Some(16))
             .await;
     }
     let converged = healed_at.elapsed();
@@ -442,6 +462,18 @@ async fn cut_gateways_keep_both_regions_working_and_healing_loses_nothing() {
         "after healing: west had east's {n} cut comments after {west_caught_up:?}, east had \
          west's after {east_caught_up:?}; both totals 16 after {converged:?}"
     );
+    let metrics = reqwest::get(format!("{}/metrics", east.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restarts = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("publisher_mirror_restarts_total "))
+        .unwrap_or("0")
+        .to_owned();
+    eprintln!("stalled mirrors restarted by the publishers: {restarts}");
     sc.wait_ready().await;
 
     // Live again, both ways.
@@ -478,6 +510,8 @@ async fn viewers_at_a_leaf_node_get_events_from_the_hub() {
     .await;
 
     like(&east, "edge").await;
+    // Another video first: "edge"'s first comment in east is not east's sequence 1.
+    comment(&east, "elsewhere", "not this video").await;
     comment(&east, "edge", "stored before").await;
     let at_edge = Watcher::open(&fe_edge, "edge", None).await;
     assert_eq!(
@@ -496,6 +530,7 @@ async fn viewers_at_a_leaf_node_get_events_from_the_hub() {
 
     // Resuming at the edge replays from the hub's streams and mirrors.
     let resumed = Watcher::open(&fe_edge, "edge", Some("east:0.west:0")).await;
+    assert_eq!(resumed.resets(), 0);
     resumed
         .wait_texts(&[
             "stored before".into(),
@@ -520,6 +555,11 @@ async fn cross_region_latency_with_40ms_one_way_between_regions() {
 
     let in_west = Watcher::open(&fe_west, "wan", None).await;
     let in_east = Watcher::open(&fe_east, "wan", None).await;
+    // Warm up: the west room's interest has to reach east (40 ms away) before east sends
+    // it anything, and west's mirror of east's stream, just created, takes a second to
+    // start; a comment before that arrives late (through the mirror), not lost.
+    comment(&east, "wan", "warm-up").await;
+    in_west.wait_texts(&["warm-up".into()]).await;
     let n = 300;
     let client = reqwest::Client::new();
     let url = format!("{}/v1/videos/wan/comments", east.url);

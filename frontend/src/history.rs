@@ -2,20 +2,24 @@
 //! region's mirrors of another region's): a video's likes total, the first and last
 //! comment sequences still retained, and the comments between two sequences (for
 //! resuming viewers and for closing gaps in the live feed).
+//!
+//! Every read is a direct get, answered by any replica of the stream (or of the mirror)
+//! in this region: no consumer is created. In a supercluster a consumer is created
+//! through the JetStream meta group, which spans every region: that is a round trip to
+//! wherever its leader is, and no consumer at all while the regions are cut apart (the
+//! meta group then has no majority on either side). Direct gets work in both cases.
 
 use std::time::Duration;
 
-use async_nats::jetstream::{
-    self,
-    consumer::{DeliverPolicy, pull::OrderedConfig},
-    stream::DirectGetErrorKind,
-};
+use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use futures::StreamExt;
 use live_proto::{Regions, VideoId, subjects, v1};
 use prost::Message as _;
 
 /// How long one history read may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one JetStream request (a direct get) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -30,15 +34,38 @@ pub enum HistoryError {
 /// A stored comment: its sequence in its region's stream, and the comment.
 pub type Stored = (u64, v1::Comment);
 
+/// Comments asked for in one batched direct get.
+const BATCH: usize = 256;
+
 #[derive(Clone)]
 pub struct History {
     js: jetstream::Context,
+    client: async_nats::Client,
+    /// `$JS.API`, or `$JS.{domain}.API` for the JetStream of domain `--js-domain`.
+    api_prefix: String,
     regions: Regions,
 }
 
 impl History {
-    pub fn new(js: jetstream::Context, regions: Regions) -> Self {
-        Self { js, regions }
+    /// Reads through `client` from the JetStream of its servers, or of `domain` (a leaf
+    /// server's clients reach the hub's JetStream through the hub's domain).
+    pub fn new(client: async_nats::Client, domain: Option<&str>, regions: Regions) -> Self {
+        let (mut js, api_prefix) = match domain {
+            Some(d) => (
+                jetstream::with_domain(client.clone(), d),
+                format!("$JS.{d}.API"),
+            ),
+            None => (jetstream::new(client.clone()), "$JS.API".to_owned()),
+        };
+        // A request nobody answers (through a leaf connection, one for a stream that does
+        // not exist yet gets no "no responders" status) must not hold a room for long.
+        js.set_timeout(REQUEST_TIMEOUT);
+        Self {
+            js,
+            client,
+            api_prefix,
+            regions,
+        }
     }
 
     async fn stream(&self, name: String) -> Result<jetstream::stream::Stream<()>, HistoryError> {
@@ -140,6 +167,8 @@ impl History {
             .map_err(|_| HistoryError::Timeout)?
     }
 
+    /// Batched direct gets (nats-server 2.11+): each asks for the next [`BATCH`] messages
+    /// of the video's subject and gets them one by one, then an end-of-batch status.
     async fn read_comments(
         &self,
         r: usize,
@@ -148,37 +177,62 @@ impl History {
         upto: u64,
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
-        let stream = self.stream(self.comments_stream(r)).await?;
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: self.comment_subject(r, video),
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: after + 1,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| HistoryError::Read(e.to_string()))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| HistoryError::Read(e.to_string()))?;
+        let read = |e: &dyn std::fmt::Display| HistoryError::Read(e.to_string());
+        let api = format!("{}.DIRECT.GET.{}", self.api_prefix, self.comments_stream(r));
+        let subject = self.comment_subject(r, video);
         let mut comments = Vec::new();
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| HistoryError::Read(e.to_string()))?;
-            let info = msg.info().map_err(|e| HistoryError::Read(e.to_string()))?;
-            let (seq, pending) = (info.stream_sequence, info.pending);
-            if seq > upto {
-                break;
+        let mut next = after + 1;
+        loop {
+            let batch = BATCH.min(max - comments.len());
+            let request =
+                serde_json::json!({ "seq": next, "next_by_subj": subject, "batch": batch });
+            let inbox = self.client.new_inbox();
+            let mut replies = self
+                .client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| read(&e))?;
+            self.client
+                .publish_with_reply(api.clone(), inbox, request.to_string().into())
+                .await
+                .map_err(|e| read(&e))?;
+            let mut more = false;
+            while let Some(msg) = replies.next().await {
+                match msg.status.map(|s| s.as_u16()) {
+                    None => {}
+                    // End of the batch: more may follow.
+                    Some(204) => {
+                        more = true;
+                        break;
+                    }
+                    // Nothing (more) on this subject.
+                    Some(404) => break,
+                    Some(status) => {
+                        let why = msg.description.unwrap_or_default();
+                        return Err(HistoryError::Read(format!("direct get: {status} {why}")));
+                    }
+                }
+                let header = |name: &str| -> Option<u64> {
+                    msg.headers.as_ref()?.get(name)?.as_str().parse().ok()
+                };
+                let Some(seq) = header("Nats-Sequence") else {
+                    return Err(HistoryError::Read("direct get without a sequence".into()));
+                };
+                if seq > upto {
+                    return Ok(comments);
+                }
+                match v1::Comment::decode(msg.payload.clone()) {
+                    Ok(comment) => comments.push((seq, comment)),
+                    Err(_) => metrics::counter!("frontend_undecodable_total").increment(1),
+                }
+                next = seq + 1;
+                if seq == upto || comments.len() >= max || header("Nats-Num-Pending") == Some(0) {
+                    return Ok(comments);
+                }
             }
-            match v1::Comment::decode(msg.payload.clone()) {
-                Ok(comment) => comments.push((seq, comment)),
-                Err(_) => metrics::counter!("frontend_undecodable_total").increment(1),
-            }
-            if seq == upto || pending == 0 || comments.len() >= max {
-                break;
+            if !more {
+                return Ok(comments);
             }
         }
-        Ok(comments)
     }
 }

@@ -243,13 +243,27 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     let mut stopped = shared.stopped.clone();
     let mut grace: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    // Per region: the newest live comment held back until this region's history has the
+    // ones before it (see `on_comment`); 0 if none.
+    let mut behind = vec![0u64; shared.regions.len()];
+    let mut remote_check = Instant::now() + REMOTE_CHECK.mul_f64(rand::random_range(0.5..1.5));
 
     loop {
         tokio::select! {
             msg = sub.next() => match msg {
-                Some(msg) => on_message(&room, &shared, &mut likes, &mut presence, msg).await,
+                Some(msg) => {
+                    on_message(&room, &shared, &mut likes, &mut presence, &mut behind, msg).await;
+                    if behind.iter().any(|&b| b > 0) {
+                        remote_check = remote_check.min(Instant::now() + REMOTE_RETRY);
+                    }
+                }
                 None => break,
             },
+            _ = tokio::time::sleep_until(remote_check), if shared.regions.is_multi() => {
+                let still_behind = sync_remote(&room, &shared, &mut likes, &mut behind).await;
+                let wait = if still_behind { REMOTE_RETRY } else { REMOTE_CHECK };
+                remote_check = Instant::now() + wait;
+            }
             _ = tokio::time::sleep_until(likes.due().unwrap_or(far)), if likes.due().is_some() => {
                 flush_likes(&room, &mut likes);
             }
@@ -258,7 +272,7 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
             Ok(()) = reconnects.changed() => {
                 // Reconnected (or messages were dropped): close any gap right away
                 // instead of waiting for the next comment to reveal it.
-                catch_up(&room, &shared).await;
+                catch_up(&room, &shared, &mut likes).await;
             }
             _ = room.idle.notified() => {
                 if room.local_viewers() == 0 {
@@ -314,6 +328,7 @@ async fn on_message(
     shared: &Shared,
     likes: &mut LikeCoalescer,
     presence: &mut Presence,
+    behind: &mut [u64],
     msg: async_nats::Message,
 ) {
     let Some((region, _, kind)) = subjects::parse_live(&msg.subject) else {
@@ -324,7 +339,7 @@ async fn on_message(
         return undecodable();
     };
     match kind {
-        LiveKind::Comment => on_comment(room, shared, r, msg).await,
+        LiveKind::Comment => on_comment(room, shared, r, &mut behind[r], msg).await,
         LiveKind::Likes => match v1::Likes::decode(msg.payload) {
             Ok(l) => {
                 metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
@@ -363,8 +378,14 @@ fn undecodable() {
 }
 
 /// A comment republished by region `r`'s stream, with its sequence and the video's
-/// previous one in that stream.
-async fn on_comment(room: &Room, shared: &Shared, r: usize, msg: async_nats::Message) {
+/// previous one in that stream. `behind` is the region's newest held-back comment.
+async fn on_comment(
+    room: &Room,
+    shared: &Shared,
+    r: usize,
+    behind: &mut u64,
+    msg: async_nats::Message,
+) {
     let header = |name: &str| -> Option<u64> {
         msg.headers
             .as_ref()?
@@ -389,7 +410,29 @@ async fn on_comment(room: &Room, shared: &Shared, r: usize, msg: async_nats::Mes
         return;
     }
     if position.known && prev > position.last_seq {
-        backfill(room, shared, r, position.last_seq, prev).await;
+        let mut reached = backfill(room, shared, r, position.last_seq, prev).await;
+        if r != shared.regions.own_index() {
+            if reached < prev {
+                // Another region's comments come from this region's mirror of its
+                // stream, which lags behind the live feed right after a cut gateway
+                // heals. Delivering this one now would skip the missing ones for good:
+                // hold it back; `sync_remote` delivers them all, in order, from the
+                // mirror once it has caught up.
+                *behind = (*behind).max(seq);
+                metrics::counter!("frontend_held_back_comments_total").increment(1);
+                return;
+            }
+        } else {
+            // Direct gets may be answered by a replica a few milliseconds behind the
+            // stream's leader: ask again before giving up on the gap.
+            for _ in 0..3 {
+                if reached >= prev {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                reached = backfill(room, shared, r, reached, prev).await;
+            }
+        }
     }
     room.push_comment(
         &shared.regions,
@@ -401,8 +444,8 @@ async fn on_comment(room: &Room, shared: &Shared, r: usize, msg: async_nats::Mes
 }
 
 /// Fetches region `r`'s comments `after < seq <= upto` the room missed and broadcasts
-/// them.
-async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64) {
+/// them; returns the sequence it reached (`after` if none was found).
+async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64) -> u64 {
     let video = &room.video;
     match shared
         .history
@@ -413,6 +456,7 @@ async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64)
             metrics::counter!("frontend_backfilled_comments_total")
                 .increment(comments.len() as u64);
             tracing::info!(%video, region = r, after, upto, n = comments.len(), "closed a gap in the live feed");
+            let reached = comments.last().map_or(after, |(seq, _)| *seq);
             for (seq, comment) in comments {
                 room.push_comment(
                     &shared.regions,
@@ -422,16 +466,18 @@ async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64)
                     shared.config.replay_buffer,
                 );
             }
+            reached
         }
         Err(e) => {
             // Viewers still resume correctly: their Last-Event-ID replays from JetStream.
             tracing::warn!(%video, region = r, after, upto, error = %e, "backfill failed");
+            after
         }
     }
 }
 
 /// After a reconnect: backfill anything stored since the last comment we broadcast.
-async fn catch_up(room: &Room, shared: &Shared) {
+async fn catch_up(room: &Room, shared: &Shared, likes: &mut LikeCoalescer) {
     for r in 0..shared.regions.len() {
         let position = room.state().positions[r];
         if !position.known {
@@ -443,10 +489,70 @@ async fn catch_up(room: &Room, shared: &Shared) {
         {
             backfill(room, shared, r, position.last_seq, newest).await;
         }
-        if let Ok(total) = shared.history.likes_total(r, &room.video).await {
-            let mut state = room.state();
-            state.likes[r] = state.likes[r].max(total);
+        refresh_likes(room, shared, likes, r).await;
+    }
+}
+
+/// How often a room compares the other regions' comments and likes totals, as this
+/// region's mirrors have them, with what it delivered (jittered ±50 %): the bound on
+/// how long after a cut gateway heals a quiet video's viewers wait for what the cut
+/// kept from them. Costs two direct gets per other region per room.
+const REMOTE_CHECK: Duration = Duration::from_secs(5);
+/// How soon a room looks again while it holds back a comment.
+const REMOTE_RETRY: Duration = Duration::from_millis(250);
+
+/// Other regions' comments the live feed did not bring (the gateway between the regions
+/// was cut; a comment held back by `on_comment`) are delivered from this region's
+/// mirrors, in order, and a higher likes total goes out as a `likes` event. Returns
+/// whether a held-back comment is still missing.
+async fn sync_remote(
+    room: &Room,
+    shared: &Shared,
+    likes: &mut LikeCoalescer,
+    behind: &mut [u64],
+) -> bool {
+    let mut still_behind = false;
+    for (r, held) in behind.iter_mut().enumerate() {
+        if r == shared.regions.own_index() {
+            continue;
         }
+        let position = room.state().positions[r];
+        if !position.known {
+            load_baseline(room, shared).await;
+            continue;
+        }
+        if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
+            && newest > position.last_seq
+        {
+            let reached = backfill(room, shared, r, position.last_seq, newest).await;
+            metrics::counter!("frontend_remote_caught_up_total")
+                .increment(reached - position.last_seq);
+        }
+        refresh_likes(room, shared, likes, r).await;
+        if *held > room.state().positions[r].last_seq {
+            still_behind = true;
+        } else {
+            *held = 0;
+        }
+    }
+    still_behind
+}
+
+/// Raises region `r`'s likes total to what JetStream has; if it rose, viewers get the
+/// difference as a `likes` event.
+async fn refresh_likes(room: &Room, shared: &Shared, likes: &mut LikeCoalescer, r: usize) {
+    let Ok(total) = shared.history.likes_total(r, &room.video).await else {
+        return;
+    };
+    let added = {
+        let mut state = room.state();
+        let added = total.saturating_sub(state.likes[r]);
+        state.likes[r] += added;
+        added
+    };
+    if added > 0 {
+        // Acceptance time unknown (0): no latency sample for these.
+        likes.add(added, 0, Instant::now());
     }
 }
 

@@ -50,12 +50,8 @@ impl Shared {
         reconnects: watch::Receiver<u64>,
         stopped: watch::Receiver<bool>,
     ) -> Arc<Self> {
-        let js = match &config.js_domain {
-            Some(domain) => async_nats::jetstream::with_domain(client.clone(), domain),
-            None => async_nats::jetstream::new(client.clone()),
-        };
         Arc::new(Shared {
-            history: History::new(js, regions.clone()),
+            history: History::new(client.clone(), config.js_domain.as_deref(), regions.clone()),
             client,
             config,
             regions,

@@ -242,10 +242,16 @@ async fn resume(membership: &Membership, cursor: &[u64], snap: &Snapshot) -> Res
     let room = membership.room();
     let shared = membership.shared();
     let regions = &shared.regions;
+    // A cursor beyond the newest comment is unknown (made up), except in another region's
+    // sequence: a viewer who saw that region's comments live may be ahead of this
+    // region's mirror of them (the mirror lags a little, and stalls while the gateway
+    // between the regions is cut). It continues from its own position there.
+    let own = regions.own_index();
     let unknown = cursor
         .iter()
         .zip(&snap.positions)
-        .any(|(c, p)| p.known && *c > p.last_seq);
+        .enumerate()
+        .any(|(r, (c, p))| r == own && p.known && *c > p.last_seq);
     if unknown {
         return Resume::Reset("unknown resume point");
     }
@@ -278,7 +284,9 @@ async fn resume(membership: &Membership, cursor: &[u64], snap: &Snapshot) -> Res
             }
         };
         let truncated = match first {
-            Some(first) => first > after + 1,
+            // Sequences are per stream, not per video: position 0 (the viewer saw none of
+            // this region's comments, e.g. "east:0.west:7") is before any of them.
+            Some(first) => after > 0 && first > after + 1,
             None => after < position.last_seq,
         };
         if truncated {

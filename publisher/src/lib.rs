@@ -62,7 +62,8 @@ pub async fn run(
     let name = format!("publisher-{}-{}", config.region, std::process::id());
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
-    let like_keys = streams::ensure(&js, &config, &regions).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let like_keys = streams::ensure(&js, &config, &regions, stop_rx.clone()).await?;
 
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
@@ -83,7 +84,6 @@ pub async fn run(
         comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),
     });
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {
         let mut rx = stop_rx.clone();
         async move {

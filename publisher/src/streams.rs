@@ -15,6 +15,7 @@
 //!   are known here, even while the other region is unreachable.
 //! - `LIKE_KEYS_{region}`: a key-value bucket of recent likes' `Idempotency-Key`s.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_nats::jetstream::{
@@ -22,6 +23,8 @@ use async_nats::jetstream::{
     stream::{Config as StreamConfig, DiscardPolicy, Placement, Republish, Source, StorageType},
 };
 use live_proto::{Region, Regions, subjects};
+
+use tokio::sync::watch;
 
 use crate::Config;
 
@@ -95,14 +98,20 @@ pub fn likes_config(config: &Config, regions: &Regions) -> StreamConfig {
     }
 }
 
-/// A mirror, in this region, of another region's stream `origin_stream`.
-pub fn mirror_config(config: &Config, regions: &Regions, origin_stream: String) -> StreamConfig {
+/// A mirror, in this region, of another region's stream `origin`, which has the same
+/// retention limits as the origin (`origin` is the origin's configuration): a comments
+/// mirror keeps what is replayable there, a likes mirror the latest total of every
+/// video, however old.
+pub fn mirror_config(config: &Config, regions: &Regions, origin: &StreamConfig) -> StreamConfig {
+    let origin_stream = origin.name.clone();
     StreamConfig {
         name: subjects::mirror_stream(&origin_stream, regions.own()),
         description: Some(format!("Mirror of {origin_stream} in {}", regions.own())),
         storage: StorageType::File,
         num_replicas: config.replicas.into(),
-        max_age: config.comment_retention,
+        max_age: origin.max_age,
+        max_messages_per_subject: origin.max_messages_per_subject,
+        discard: DiscardPolicy::Old,
         allow_direct: true,
         mirror_direct: true,
         mirror: Some(Source {
@@ -136,16 +145,14 @@ pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
     ];
     for (i, other) in regions.all().iter().enumerate() {
         if i != regions.own_index() {
-            configs.push(mirror_config(
-                config,
-                regions,
-                subjects::comments_stream(other),
-            ));
-            configs.push(mirror_config(
-                config,
-                regions,
-                subjects::likes_stream(other),
-            ));
+            // The other region's streams as its publisher configures them.
+            let theirs = Regions::new(other.as_str(), &[]).expect("a valid region");
+            for origin in [
+                comments_config(config, &theirs),
+                likes_config(config, &theirs),
+            ] {
+                configs.push(mirror_config(config, regions, &origin));
+            }
         }
     }
     configs
@@ -153,12 +160,19 @@ pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
 
 /// Creates the streams and the idempotency bucket, or updates them to this
 /// configuration; returns the bucket.
+/// Mirrors are created in the background (see [`keep_mirroring`]), which runs until
+/// `stopped`.
 pub async fn ensure(
     js: &jetstream::Context,
     config: &Config,
     regions: &Regions,
+    stopped: watch::Receiver<bool>,
 ) -> Result<jetstream::kv::Store, StreamSetupError> {
     for cfg in all_configs(config, regions) {
+        if cfg.mirror.is_some() {
+            tokio::spawn(keep_mirroring(js.clone(), cfg, stopped.clone()));
+            continue;
+        }
         let name = cfg.name.clone();
         if let Err(source) = js.create_or_update_stream(cfg).await {
             // While a region is cut off, the supercluster's JetStream meta leader may be
@@ -180,5 +194,119 @@ pub async fn ensure(
             .get_key_value(&kv.bucket)
             .await
             .map_err(|_| StreamSetupError::Bucket(e.to_string())),
+    }
+}
+
+/// Creates or updates a mirror once its origin stream exists (in the other region),
+/// then keeps it moving, until `stopped`; the publisher does not wait for it.
+///
+/// A mirror created before its origin does not start when the origin appears: nats-server
+/// retries a missing origin with a growing backoff (measured: 38 s with the origin
+/// created 3 s later), and the region whose publisher started first would not have the
+/// other region's comments for that long. Likewise, a mirror that lost contact with its
+/// origin (the gateway between the regions was cut) is restarted by nats-server only
+/// after a retry backoff of 10 s to 2 minutes once the link is back. So every second the
+/// mirror is compared with its origin (stream info of both); one that is behind where
+/// its origin was two seconds earlier (a healthy mirror lags by milliseconds) has its
+/// stream leader step down: the new leader restarts the mirror at once. With one replica
+/// there is no other leader, and the mirror resumes on nats-server's schedule.
+async fn keep_mirroring(
+    js: jetstream::Context,
+    cfg: StreamConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(origin) = cfg.mirror.as_ref().map(|m| m.name.clone()) else {
+        return;
+    };
+    let name = cfg.name.clone();
+    let mut delay = Duration::from_millis(250);
+    let mut waited = false;
+    loop {
+        match js.get_stream(&origin).await {
+            Ok(_) => match js.create_or_update_stream(cfg.clone()).await {
+                Ok(_) => {
+                    tracing::info!(stream = %name, %origin, "mirroring");
+                    break;
+                }
+                // E.g. while the regions are cut apart, the JetStream meta group has no
+                // leader: an existing mirror keeps working meanwhile.
+                Err(e) => {
+                    tracing::warn!(stream = %name, error = %e, "mirror not created or updated yet; retrying")
+                }
+            },
+            Err(e) if !waited => {
+                tracing::info!(stream = %name, %origin, error = %e, "waiting for the origin stream before mirroring it");
+                waited = true;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The origin's last sequence at the latest ticks, oldest first.
+    let mut origin_seen: VecDeque<u64> = VecDeque::new();
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let (Some(origin_last), Some(mirror_last)) =
+            (last_seq(&js, &origin).await, last_seq(&js, &name).await)
+        else {
+            // The origin is unreachable (or the mirror's leader is being elected): the
+            // mirror cannot move; nothing to compare.
+            origin_seen.clear();
+            continue;
+        };
+        origin_seen.push_back(origin_last);
+        if origin_seen.len() > 3 {
+            origin_seen.pop_front();
+        }
+        if origin_seen.len() < 3 || mirror_last >= origin_seen[0] {
+            continue;
+        }
+        origin_seen.clear();
+        if cfg.num_replicas < 2 {
+            if !warned {
+                tracing::warn!(stream = %name, %origin, "mirror stalled; with one replica it resumes when nats-server retries");
+                warned = true;
+            }
+            continue;
+        }
+        let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            js.client().request(subject, bytes::Bytes::new()),
+        )
+        .await
+        {
+            Ok(Ok(reply)) if reply.payload.windows(14).any(|w| w == b"\"success\":true") => {
+                metrics::counter!("publisher_mirror_restarts_total").increment(1);
+                tracing::info!(stream = %name, %origin, behind = origin_last - mirror_last, "mirror stalled behind its origin: its leader stepped down to restart it");
+            }
+            Ok(Ok(reply)) => {
+                tracing::warn!(stream = %name, reply = %String::from_utf8_lossy(&reply.payload), "mirror stalled; leader step-down refused")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(stream = %name, error = %e, "mirror stalled; leader step-down failed")
+            }
+            Err(_) => tracing::warn!(stream = %name, "mirror stalled; leader step-down timed out"),
+        }
+    }
+}
+
+/// A stream's last sequence, from its leader wherever it is; `None` if not known within
+/// a second.
+async fn last_seq(js: &jetstream::Context, stream: &str) -> Option<u64> {
+    match tokio::time::timeout(Duration::from_secs(1), js.get_stream(stream)).await {
+        Ok(Ok(s)) => Some(s.cached_info().state.last_sequence),
+        _ => None,
     }
 }

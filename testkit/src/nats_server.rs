@@ -136,6 +136,13 @@ impl NatsServer {
         self.child.is_some()
     }
 
+    /// Whether the process started and then exited by itself (e.g. its port was taken).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// Kills the server (SIGKILL) and keeps its store.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -111,6 +111,36 @@ impl Supercluster {
         }
     }
 
+    /// Like [`wait_ready`](Self::wait_ready) after a start, but fails if a node exited.
+    async fn wait_started(&mut self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            for node in self.regions.iter_mut().flat_map(|r| &mut r.nodes) {
+                if node.exited() {
+                    return Err(format!("a node exited; log:\n{}", node.log()));
+                }
+            }
+            let mut ready = true;
+            for node in self.regions.iter().flat_map(|r| &r.nodes) {
+                if !(self.gateways_up(node) && healthy(node.monitor_port).await) {
+                    ready = false;
+                    break;
+                }
+            }
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let node = &self.regions[0].nodes[0];
+                return Err(format!(
+                    "not ready within a minute; log of one node:\n{}",
+                    node.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until no node has a gateway connection left (after [`cut`](Self::cut)).
     pub async fn wait_partitioned(&self) {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
@@ -200,8 +230,25 @@ impl Builder {
         self
     }
 
-    /// Starts every node and waits until the supercluster is ready.
+    /// Starts every node and waits until the supercluster is ready. Ports are picked
+    /// free beforehand, so another process may take one before a node binds it: then
+    /// that node exits, and the whole supercluster starts again on other ports.
     pub async fn start(self) -> Supercluster {
+        let mut attempt = 1;
+        loop {
+            let mut sc = self.launch().await;
+            match sc.wait_started().await {
+                Ok(()) => return sc,
+                Err(why) if attempt < 3 => {
+                    eprintln!("supercluster did not start ({why}); again on other ports");
+                    attempt += 1;
+                }
+                Err(why) => panic!("supercluster did not start: {why}"),
+            }
+        }
+    }
+
+    async fn launch(&self) -> Supercluster {
         struct Ports {
             client: Vec<u16>,
             route: Vec<u16>,
@@ -288,7 +335,6 @@ impl Builder {
                 leaf_ports: p.leaf.clone(),
             });
         }
-        sc.wait_ready().await;
         sc
     }
 }
