@@ -27,6 +27,7 @@ use live_proto::{Region, Regions, subjects};
 use tokio::sync::watch;
 
 use crate::Config;
+use crate::retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamSetupError {
@@ -174,28 +175,40 @@ pub async fn ensure(
             continue;
         }
         let name = cfg.name.clone();
-        if let Err(source) = js.create_or_update_stream(cfg).await {
+        if let Err(source) = js.create_or_update_stream(cfg.clone()).await {
             // While a region is cut off, the supercluster's JetStream meta leader may be
             // out of reach: a stream that already exists can still be used.
             if js.get_stream(&name).await.is_ok() {
                 tracing::warn!(stream = %name, error = %source, "stream not updated; using it as it is");
                 continue;
             }
-            return Err(StreamSetupError::Stream {
-                stream: name,
-                source,
-            });
+            // Not there yet: a cluster that just started may still be electing its
+            // JetStream meta leader. Retry for a while before giving up.
+            tracing::warn!(stream = %name, error = %source, "stream setup failed, retrying");
+            retry::until_deadline(SETUP_DEADLINE, || js.create_or_update_stream(cfg.clone()))
+                .await
+                .map_err(|source| StreamSetupError::Stream {
+                    stream: name,
+                    source,
+                })?;
         }
     }
     let kv = like_keys_config(config, regions.own());
-    match js.create_or_update_key_value(kv.clone()).await {
-        Ok(store) => Ok(store),
-        Err(e) => js
-            .get_key_value(&kv.bucket)
-            .await
-            .map_err(|_| StreamSetupError::Bucket(e.to_string())),
-    }
+    let store = retry::until_deadline(SETUP_DEADLINE, || async {
+        match js.create_or_update_key_value(kv.clone()).await {
+            Ok(store) => Ok(store),
+            Err(e) => js
+                .get_key_value(&kv.bucket)
+                .await
+                .map_err(|_| StreamSetupError::Bucket(e.to_string())),
+        }
+    })
+    .await?;
+    Ok(store)
 }
+
+/// How long the publisher keeps trying to create its streams at start.
+const SETUP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Creates or updates a mirror once its origin stream exists (in the other region),
 /// then keeps it moving, until `stopped`; the publisher does not wait for it.
