@@ -103,16 +103,8 @@ impl History {
             .direct_get_last_for_subject(subjects::likes_counter(origin, video))
             .await
         {
-            Ok(msg) => {
-                #[derive(serde::Deserialize)]
-                struct Counter {
-                    val: String,
-                }
-                serde_json::from_slice::<Counter>(&msg.payload)
-                    .ok()
-                    .and_then(|c| c.val.parse().ok())
-                    .ok_or_else(|| HistoryError::Read("counter value is not a number".into()))
-            }
+            Ok(msg) => subjects::counter_value(&msg.payload)
+                .ok_or_else(|| HistoryError::Read("counter value is not a number".into())),
             Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(0),
             Err(e) => Err(HistoryError::Read(e.to_string())),
         }

@@ -32,6 +32,15 @@ pub fn readable_stream(stream: String, origin: &Region, here: &Region) -> String
     }
 }
 
+/// The value stored in a counter stream message (`{"val":"123"}`); `None` if it is not
+/// one.
+pub fn counter_value(payload: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let rest = text.split_once("\"val\"")?.1.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    rest.split_once('"')?.0.parse().ok()
+}
+
 /// Subjects of a region's COMMENTS stream.
 pub fn store_comments_all(region: &Region) -> String {
     format!("store.v1.{region}.*.comment")
@@ -166,6 +175,14 @@ mod tests {
         assert_eq!(parse_ingest("ingest.v1.a.share"), None);
         assert_eq!(parse_live("live.v2.e.a.comment"), None);
         assert_eq!(parse_live("live.v1.e.a.b.comment"), None);
+    }
+
+    #[test]
+    fn counter_values() {
+        assert_eq!(counter_value(br#"{"val":"123"}"#), Some(123));
+        assert_eq!(counter_value(br#"{ "val" : "0" }"#), Some(0));
+        assert_eq!(counter_value(br#"{"val":"-1"}"#), None);
+        assert_eq!(counter_value(b"garbage"), None);
     }
 
     #[test]

@@ -272,18 +272,12 @@ async fn read_total(
     region: &Region,
     subject: &str,
 ) -> Result<u64, LikeError> {
-    #[derive(serde::Deserialize)]
-    struct Counter {
-        val: String,
-    }
     let stream = js
         .get_stream_no_info(subjects::likes_stream(region))
         .await
         .map_err(|e| LikeError::Store(e.to_string()))?;
     match stream.direct_get_last_for_subject(subject).await {
-        Ok(msg) => serde_json::from_slice::<Counter>(&msg.payload)
-            .ok()
-            .and_then(|c| c.val.parse().ok())
+        Ok(msg) => subjects::counter_value(&msg.payload)
             .ok_or_else(|| LikeError::Store("counter value is not a number".into())),
         Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(0),
         Err(e) => Err(LikeError::Store(e.to_string())),
