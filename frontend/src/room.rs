@@ -295,17 +295,30 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
 }
 
 /// Reads each region's durable likes total and newest comment sequence from JetStream.
+///
+/// A region whose position is already known keeps it: jumping it to the newest stored
+/// sequence would skip comments that are stored but still on their way to this room.
 async fn load_baseline(room: &Room, shared: &Shared) {
     let video = &room.video;
     for r in 0..shared.regions.len() {
         let likes = shared.history.likes_total(r, video).await;
-        let last = shared.history.last_comment_seq(r, video).await;
+        let known = room.state().positions[r].known;
+        let last = if known {
+            None
+        } else {
+            Some(shared.history.last_comment_seq(r, video).await)
+        };
         let mut state = room.state();
         match likes {
             Ok(total) => state.likes[r] = state.likes[r].max(total),
             Err(e) => tracing::warn!(%video, region = r, error = %e, "likes total unavailable"),
         }
+        let Some(last) = last else { continue };
         let position = &mut state.positions[r];
+        if position.known {
+            // A live comment set it meanwhile.
+            continue;
+        }
         match last {
             Ok(seq) if seq >= position.last_seq => {
                 *position = Position {
