@@ -62,13 +62,8 @@ async fn handle(
             if let Some(key) = key {
                 // Keyed likes are checked against the idempotency bucket first: off the
                 // subscription's loop, like comments.
-                let permit = in_flight
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("never closed");
                 let (client, service) = (client.clone(), service.clone());
-                tokio::spawn(async move {
+                return spawn_bounded(in_flight, async move {
                     match service.like(video, &user, Some(&key)).await {
                         Ok(total) => {
                             let answer = v1::IngestReply {
@@ -80,9 +75,8 @@ async fn handle(
                         }
                         Err(e) => refused(&client, msg.reply, e).await,
                     }
-                    drop(permit);
-                });
-                return;
+                })
+                .await;
             }
             let waiter = msg.reply.clone().map(Waiter::Nats).unwrap_or(Waiter::None);
             if let Err(e) = service.like_answered_by(video, &user, waiter).await {
@@ -94,18 +88,30 @@ async fn handle(
                 Ok(checked) => checked,
                 Err(r) => return refusal(client, msg.reply, r).await,
             };
-            let permit = in_flight
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("never closed");
             let (client, service) = (client.clone(), service.clone());
-            tokio::spawn(async move {
+            spawn_bounded(in_flight, async move {
                 store_comment(&client, &service, video, user, text, key, msg.reply).await;
-                drop(permit);
-            });
+            })
+            .await;
         }
     }
+}
+
+/// Runs `work` in its own task once one of the in-flight places is free: the
+/// subscription's loop waits (backpressure) instead of piling up tasks.
+async fn spawn_bounded(
+    in_flight: &Arc<Semaphore>,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let permit = in_flight
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("never closed");
+    tokio::spawn(async move {
+        work.await;
+        drop(permit);
+    });
 }
 
 /// Why an ingest request is answered without being stored.
