@@ -492,18 +492,32 @@ async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64)
 /// After a reconnect: backfill anything stored since the last comment we broadcast.
 async fn catch_up(room: &Room, shared: &Shared, likes: &mut LikeCoalescer) {
     for r in 0..shared.regions.len() {
-        let position = room.state().positions[r];
-        if !position.known {
-            load_baseline(room, shared).await;
-            continue;
-        }
-        if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
-            && newest > position.last_seq
-        {
-            backfill(room, shared, r, position.last_seq, newest).await;
-        }
-        refresh_likes(room, shared, likes, r).await;
+        catch_up_region(room, shared, likes, r).await;
     }
+}
+
+/// Brings region `r` up to date from JetStream: its baseline if still unknown (then
+/// `None`), else the comments stored since the room's position and a higher likes total;
+/// returns how far the region's position moved (in stream sequences).
+async fn catch_up_region(
+    room: &Room,
+    shared: &Shared,
+    likes: &mut LikeCoalescer,
+    r: usize,
+) -> Option<u64> {
+    let position = room.state().positions[r];
+    if !position.known {
+        load_baseline(room, shared).await;
+        return None;
+    }
+    let mut delivered = 0;
+    if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
+        && newest > position.last_seq
+    {
+        delivered = backfill(room, shared, r, position.last_seq, newest).await - position.last_seq;
+    }
+    refresh_likes(room, shared, likes, r).await;
+    Some(delivered)
 }
 
 /// How often a room compares the other regions' comments and likes totals, as this
@@ -529,19 +543,10 @@ async fn sync_remote(
         if r == shared.regions.own_index() {
             continue;
         }
-        let position = room.state().positions[r];
-        if !position.known {
-            load_baseline(room, shared).await;
+        let Some(delivered) = catch_up_region(room, shared, likes, r).await else {
             continue;
-        }
-        if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
-            && newest > position.last_seq
-        {
-            let reached = backfill(room, shared, r, position.last_seq, newest).await;
-            metrics::counter!("frontend_remote_caught_up_total")
-                .increment(reached - position.last_seq);
-        }
-        refresh_likes(room, shared, likes, r).await;
+        };
+        metrics::counter!("frontend_remote_caught_up_total").increment(delivered);
         if *held > room.state().positions[r].last_seq {
             still_behind = true;
         } else {

@@ -25,6 +25,11 @@ pub use proxy::Proxy;
 pub use sse::{SseClient, SseEvent};
 pub use supercluster::Supercluster;
 
+/// The client URLs of `nodes`, comma separated (what `--nats` takes).
+pub fn urls(nodes: &[NatsServer]) -> String {
+    nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",")
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

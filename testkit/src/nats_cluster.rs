@@ -40,10 +40,6 @@ impl NatsCluster {
 
     /// All client URLs, comma separated (what `--nats` takes).
     pub fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| n.url())
-            .collect::<Vec<_>>()
-            .join(",")
+        crate::urls(&self.nodes)
     }
 }

@@ -207,11 +207,7 @@ impl Supercluster {
 impl Region {
     /// The client URLs of the region's nodes, comma separated (what `--nats` takes).
     pub fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| n.url())
-            .collect::<Vec<_>>()
-            .join(",")
+        crate::urls(&self.nodes)
     }
 }
 
