@@ -66,6 +66,10 @@ pub struct Claims {
     /// Videos a viewer may watch (frontend); `"*"` is any video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub videos: Option<Vec<String>>,
+    /// The user's role (publisher): `"moderator"` may delete comments, ban users and set
+    /// slow mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl Claims {
@@ -360,7 +364,7 @@ mod tests {
             exp in NOW + 1..u64::MAX,
             videos in proptest::option::of(proptest::collection::vec(".{0,10}", 0..4)),
         ) {
-            let c = Claims { sub, exp: Some(exp), nbf: None, videos };
+            let c = Claims { sub, exp: Some(exp), nbf: None, videos, role: None };
             prop_assert_eq!(key().verify_at(&key().sign(&c), NOW), Ok(c));
         }
     }
