@@ -6,31 +6,35 @@
 #   JWT_SECRET=... scripts/jwt.sh --sub alice                 # a poster's token
 #   JWT_SECRET=... scripts/jwt.sh --videos launch,keynote     # a viewer's token
 #   JWT_SECRET=... scripts/jwt.sh --sub alice --videos '*' --ttl 600
+#   JWT_SECRET=... scripts/jwt.sh --sub mod --role moderator   # a moderator's token
 #
-# --sub and each video must be ids (^[A-Za-z0-9_-]{1,64}$; a video may be "*"); the
-# token expires after --ttl seconds (default 3600). Prints the token.
+# --sub, --role and each video must be ids (^[A-Za-z0-9_-]{1,64}$; a video may be "*");
+# the token expires after --ttl seconds (default 3600). Prints the token.
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 : "${JWT_SECRET:?set JWT_SECRET to the services\' --jwt-secret}"
 command -v openssl >/dev/null || { echo "jwt.sh: openssl is required" >&2; exit 1; }
 
-sub="" videos="" ttl=3600
+sub="" videos="" role="" ttl=3600
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sub) sub="${2:-}"; shift 2 ;;
     --videos) videos="${2:-}"; shift 2 ;;
     --ttl) ttl="${2:-}"; shift 2 ;;
+    --role) role="${2:-}"; shift 2 ;;
     *) usage ;;
   esac
 done
 id='^[A-Za-z0-9_-]{1,64}$'
 [[ -z "$sub" || "$sub" =~ $id ]] || { echo "jwt.sh: invalid --sub" >&2; exit 64; }
+[[ -z "$role" || "$role" =~ $id ]] || { echo "jwt.sh: invalid --role" >&2; exit 64; }
 [[ "$ttl" =~ ^[0-9]+$ ]] || { echo "jwt.sh: --ttl must be seconds" >&2; exit 64; }
 [[ -n "$sub" || -n "$videos" ]] || usage
 
 payload="{\"exp\":$(( $(date +%s) + ttl ))"
 [[ -n "$sub" ]] && payload+=",\"sub\":\"$sub\""
+[[ -n "$role" ]] && payload+=",\"role\":\"$role\""
 if [[ -n "$videos" ]]; then
   list=""
   IFS=',' read -ra vs <<<"$videos"

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("not found")]
     NotFound,
+    /// 404: no such thing (e.g. a comment), with what was looked for.
+    #[error("{0}")]
+    NoSuch(String),
     /// 413: the body is larger than allowed.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
@@ -27,6 +30,9 @@ pub enum ApiError {
     /// 429: over the rate limit; retry after this many seconds.
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    /// 429: the video is in slow mode; the user may comment again after this many seconds.
+    #[error("slow mode: one comment per {seconds} s on this video")]
+    SlowMode { seconds: u64, retry_after_secs: u64 },
     /// 503: a dependency (NATS, JetStream) is unavailable or a capacity limit is reached.
     #[error("{message}")]
     Unavailable {
@@ -44,10 +50,12 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuch(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::SlowMode { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -57,6 +65,9 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs }
+            | ApiError::SlowMode {
+                retry_after_secs, ..
+            }
             | ApiError::Unavailable {
                 retry_after_secs, ..
             } => Some((*retry_after_secs).max(1)),
@@ -82,17 +93,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = serde_json::json!({ "error": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();
-        let retry_after = match &self {
-            ApiError::RateLimited { retry_after_secs }
-            | ApiError::Unavailable {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            _ => None,
-        };
-        if let Some(secs) = retry_after {
+        if let Some(secs) = self.retry_after_secs() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let ApiError::Unauthorized(_) = &self {
             response

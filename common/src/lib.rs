@@ -1,6 +1,7 @@
 //! What every service of the platform shares.
 //!
 //! # Layout
+//! - [`direct`]: batched JetStream direct gets (reads without a consumer).
 //! - [`duration`]: parsing of durations given as flags ("5ms", "24h").
 //! - [`nats`]: command-line options for the NATS connection (URLs, credentials) and a
 //!   connect function with jittered reconnects.
@@ -10,6 +11,7 @@
 //! - [`shutdown`]: the SIGINT/SIGTERM future the binaries hand to `run`.
 //! - [`jwt`]: HS256 JSON Web Tokens (`--jwt-secret`): signing and strict verification.
 
+pub mod direct;
 pub mod duration;
 pub mod error;
 pub mod jwt;

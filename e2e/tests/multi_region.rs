@@ -614,3 +614,87 @@ async fn cross_region_latency_with_40ms_one_way_between_regions() {
     assert!(percentile(&west, 90.0).unwrap() < Duration::from_secs(1));
     assert_once_in_order(&in_west.comments());
 }
+
+impl Watcher {
+    /// Ids of the comments deleted, from `comment_deleted` events.
+    fn deleted(&self) -> Vec<String> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|(_, e)| e.event == "comment_deleted")
+            .map(|(_, e)| e.json()["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Moderation holds in every region: a comment posted in east and deleted from west
+/// leaves viewers' screens in both regions and never comes back in a resume, in either
+/// region; a ban set in east refuses the user in west (the moderation buckets are
+/// mirrored).
+#[tokio::test]
+async fn moderation_in_one_region_holds_in_the_other() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sc = Supercluster::builder(&REGIONS).start().await;
+    let east = publisher(&sc, "east", 1).await;
+    let west = publisher(&sc, "west", 1).await;
+    let fe_east = frontend(&sc.region("east").urls(), "east").await;
+    let fe_west = frontend(&sc.region("west").urls(), "west").await;
+    let in_east = Watcher::open(&fe_east, "modded", None).await;
+    let in_west = Watcher::open(&fe_west, "modded", None).await;
+    let first = comment(&east, "modded", "first").await;
+    let spam = comment(&east, "modded", "spam").await;
+    let last = comment(&west, "modded", "last").await;
+    let texts: Vec<String> = ["first", "spam", "last"].map(String::from).to_vec();
+    in_east.wait_texts(&texts).await;
+    in_west.wait_texts(&texts).await;
+
+    let r = reqwest::Client::new()
+        .delete(format!("{}/v1/videos/modded/comments/{spam}", west.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for w in [&in_east, &in_west] {
+        w.wait("comment_deleted", T, |w| w.deleted() == [spam.clone()])
+            .await;
+    }
+    // Resuming from before it, in either region (the rings, then fresh rooms reading
+    // the streams and mirrors).
+    let cursor = in_east
+        .comments()
+        .into_iter()
+        .find(|c| c.id == first)
+        .unwrap()
+        .cursor;
+    let fresh_east = frontend(&sc.region("east").urls(), "east").await;
+    let fresh_west = frontend(&sc.region("west").urls(), "west").await;
+    for fe in [&fe_east, &fe_west, &fresh_east, &fresh_west] {
+        let back = Watcher::open(fe, "modded", Some(&cursor)).await;
+        back.wait_texts(&["last".into()]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ids: Vec<String> = back.comments().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![last.clone()], "resumed on {}", fe.url);
+    }
+
+    // A ban set in east holds in west.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/videos/modded/bans", east.url))
+        .json(&serde_json::json!({"user": "troll", "seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let like_in_west = || async {
+        e2e::post_json(
+            &format!("{}/v1/videos/modded/likes", west.url),
+            serde_json::json!({"user": "troll"}),
+        )
+        .await
+        .0
+    };
+    let refused = e2e::eventually_async(Duration::from_secs(15), || async {
+        like_in_west().await == 403
+    })
+    .await;
+    assert!(refused, "the ban set in east did not reach west");
+}

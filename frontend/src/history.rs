@@ -12,12 +12,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
-use futures::StreamExt;
 use live_proto::{Regions, VideoId, subjects, v1};
 use prost::Message as _;
 
-/// How long one history read may take.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one JetStream request (a direct get) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -33,9 +30,6 @@ pub enum HistoryError {
 
 /// A stored comment: its sequence in its region's stream, and the comment.
 pub type Stored = (u64, v1::Comment);
-
-/// Comments asked for in one batched direct get.
-const BATCH: usize = 256;
 
 #[derive(Clone)]
 pub struct History {
@@ -151,80 +145,64 @@ impl History {
         upto: u64,
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
-        if upto <= after || max == 0 {
-            return Ok(Vec::new());
-        }
-        tokio::time::timeout(READ_TIMEOUT, self.read_comments(r, video, after, upto, max))
-            .await
-            .map_err(|_| HistoryError::Timeout)?
+        let msgs = self
+            .read(r, &self.comment_subject(r, video), after, upto, max)
+            .await?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match v1::Comment::decode(m.payload) {
+                Ok(comment) => Some((m.seq, comment)),
+                Err(_) => {
+                    metrics::counter!("frontend_undecodable_total").increment(1);
+                    None
+                }
+            })
+            .collect())
     }
 
-    /// Batched direct gets (nats-server 2.11+): each asks for the next [`BATCH`] messages
-    /// of the video's subject and gets them one by one, then an end-of-batch status.
-    async fn read_comments(
+    /// The video's comment tombstones stored in region `r`'s stream after sequence
+    /// `after`, oldest first: `(sequence of the tombstone, the tombstone)`.
+    pub async fn deletions(
         &self,
         r: usize,
         video: &VideoId,
         after: u64,
+    ) -> Result<Vec<(u64, v1::CommentDeleted)>, HistoryError> {
+        let subject = subjects::store_deleted(&self.regions.all()[r], video);
+        let msgs = self.read(r, &subject, after, u64::MAX, usize::MAX).await?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match v1::CommentDeleted::decode(m.payload) {
+                Ok(d) => Some((m.seq, d)),
+                Err(_) => {
+                    metrics::counter!("frontend_undecodable_total").increment(1);
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn read(
+        &self,
+        r: usize,
+        subject: &str,
+        after: u64,
         upto: u64,
         max: usize,
-    ) -> Result<Vec<Stored>, HistoryError> {
-        let read = |e: &dyn std::fmt::Display| HistoryError::Read(e.to_string());
-        let api = format!("{}.DIRECT.GET.{}", self.api_prefix, self.comments_stream(r));
-        let subject = self.comment_subject(r, video);
-        let mut comments = Vec::new();
-        let mut next = after + 1;
-        loop {
-            let batch = BATCH.min(max - comments.len());
-            let request =
-                serde_json::json!({ "seq": next, "next_by_subj": subject, "batch": batch });
-            let inbox = self.client.new_inbox();
-            let mut replies = self
-                .client
-                .subscribe(inbox.clone())
-                .await
-                .map_err(|e| read(&e))?;
-            self.client
-                .publish_with_reply(api.clone(), inbox, request.to_string().into())
-                .await
-                .map_err(|e| read(&e))?;
-            let mut more = false;
-            while let Some(msg) = replies.next().await {
-                match msg.status.map(|s| s.as_u16()) {
-                    None => {}
-                    // End of the batch: more may follow.
-                    Some(204) => {
-                        more = true;
-                        break;
-                    }
-                    // Nothing (more) on this subject.
-                    Some(404) => break,
-                    Some(status) => {
-                        let why = msg.description.unwrap_or_default();
-                        return Err(HistoryError::Read(format!("direct get: {status} {why}")));
-                    }
-                }
-                let header = |name: &str| -> Option<u64> {
-                    msg.headers.as_ref()?.get(name)?.as_str().parse().ok()
-                };
-                let Some(seq) = header("Nats-Sequence") else {
-                    return Err(HistoryError::Read("direct get without a sequence".into()));
-                };
-                if seq > upto {
-                    return Ok(comments);
-                }
-                match v1::Comment::decode(msg.payload.clone()) {
-                    Ok(comment) => comments.push((seq, comment)),
-                    Err(_) => metrics::counter!("frontend_undecodable_total").increment(1),
-                }
-                next = seq + 1;
-                if seq == upto || comments.len() >= max || header("Nats-Num-Pending") == Some(0) {
-                    return Ok(comments);
-                }
-            }
-            if !more {
-                return Ok(comments);
-            }
-        }
+    ) -> Result<Vec<live_common::direct::StoredMsg>, HistoryError> {
+        live_common::direct::read(
+            &self.client,
+            &self.api_prefix,
+            &self.comments_stream(r),
+            subject,
+            after,
+            upto,
+            max,
+        )
+        .await
+        .map_err(|e| match e {
+            live_common::direct::DirectError::Timeout => HistoryError::Timeout,
+            e => HistoryError::Read(e.to_string()),
+        })
     }
 }

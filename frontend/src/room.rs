@@ -8,12 +8,17 @@
 //! - likes are coalesced into at most one `likes` frame per `--like-interval`;
 //! - presence messages of all frontends are summed into the `viewers` count, sent at
 //!   most once a second when it changes;
-//! - a heartbeat frame every `--heartbeat`.
+//! - a heartbeat frame every `--heartbeat`;
+//! - tombstones of comments a moderator deleted (`live.v1.{region}.{video}.deleted`, and
+//!   all of them read from JetStream when the room opens) remove the comment from the
+//!   ring, keep it out of every later broadcast and replay, and go out as
+//!   `comment_deleted`. They are on their own subject, so the comments' gap detection
+//!   never sees them.
 //!
 //! The last viewer leaving starts a grace period; after it the room unsubscribes and
 //! removes itself from the table.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +66,11 @@ struct RoomState {
     positions: Vec<Position>,
     /// Recent comments of all regions, in the order they were broadcast.
     ring: VecDeque<Frame>,
+    /// Per region: sequences of its comments deleted by a moderator.
+    deleted: Vec<HashSet<u64>>,
+    /// Per region: the newest tombstone read from its stream (0: none), `None` until the
+    /// tombstones were read from JetStream once.
+    tombstones: Vec<Option<u64>>,
 }
 
 impl RoomState {
@@ -91,6 +101,8 @@ impl Room {
                 viewers_total: 0,
                 positions: vec![Position::default(); regions],
                 ring: VecDeque::new(),
+                deleted: vec![HashSet::new(); regions],
+                tombstones: vec![None; regions],
             }),
             tx: broadcast::channel(queue.max(16)).0,
             ready: watch::channel(false).0,
@@ -181,6 +193,10 @@ impl Room {
         }
         state.positions[r].last_seq = seq;
         state.positions[r].known = true;
+        if state.deleted[r].contains(&seq) {
+            // Deleted before it got here (a tombstone from another region came first).
+            return;
+        }
         let seqs: Vec<u64> = state.positions.iter().map(|p| p.last_seq).collect();
         let frame = sse::comment(
             r as u8,
@@ -196,6 +212,43 @@ impl Room {
             }
         }
         let _ = self.tx.send(frame);
+    }
+
+    /// Whether comment `seq` of region `r` was deleted by a moderator.
+    pub fn is_deleted(&self, r: usize, seq: u64) -> bool {
+        self.state().deleted[r].contains(&seq)
+    }
+
+    /// Region `t`'s newest tombstone known here, `None` if not read yet.
+    fn tombstones_upto(&self, t: usize) -> Option<u64> {
+        self.state().tombstones[t]
+    }
+
+    /// Applies tombstones read from region `t`'s stream (`(sequence, tombstone)`,
+    /// oldest first): each deleted comment leaves the ring and is never broadcast again,
+    /// and viewers get `comment_deleted` for it.
+    fn apply_deletions(
+        &self,
+        regions: &Regions,
+        t: usize,
+        tombstones: &[(u64, v1::CommentDeleted)],
+    ) {
+        let mut state = self.state();
+        let upto = state.tombstones[t].get_or_insert(0);
+        *upto = tombstones.iter().map(|(seq, _)| *seq).fold(*upto, u64::max);
+        for (_, tombstone) in tombstones {
+            let Some((r, seq)) = regions.parse_comment_id(&tombstone.id) else {
+                undecodable();
+                continue;
+            };
+            if state.deleted[r].insert(seq) {
+                state
+                    .ring
+                    .retain(|f| !(f.is_comment() && usize::from(f.region) == r && f.seq == seq));
+                metrics::counter!("frontend_comments_deleted_total").increment(1);
+                let _ = self.tx.send(sse::comment_deleted(&tombstone.id));
+            }
+        }
     }
 
     /// Sends a frame to every viewer of the room.
@@ -267,7 +320,14 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
             _ = tokio::time::sleep_until(likes.due().unwrap_or(far)), if likes.due().is_some() => {
                 flush_likes(&room, &mut likes);
             }
-            _ = tick.tick() => presence_tick(&room, &shared, &mut presence).await,
+            _ = tick.tick() => {
+                presence_tick(&room, &shared, &mut presence).await;
+                for t in 0..shared.regions.len() {
+                    if room.tombstones_upto(t).is_none() {
+                        read_tombstones(&room, &shared, t).await;
+                    }
+                }
+            }
             _ = heartbeat.tick() => room.broadcast(sse::heartbeat()),
             Ok(()) = reconnects.changed() => {
                 // Reconnected (or messages were dropped): close any gap right away
@@ -301,6 +361,7 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
 async fn load_baseline(room: &Room, shared: &Shared) {
     let video = &room.video;
     for r in 0..shared.regions.len() {
+        read_tombstones(room, shared, r).await;
         let likes = shared.history.likes_total(r, video).await;
         let known = room.state().positions[r].known;
         let last = if known {
@@ -336,6 +397,47 @@ async fn load_baseline(room: &Room, shared: &Shared) {
     }
 }
 
+/// Reads region `t`'s tombstones of this video stored after the newest one known (all of
+/// them the first time) and applies them.
+async fn read_tombstones(room: &Room, shared: &Shared, t: usize) {
+    let after = room.tombstones_upto(t).unwrap_or(0);
+    match shared.history.deletions(t, &room.video, after).await {
+        Ok(tombstones) => room.apply_deletions(&shared.regions, t, &tombstones),
+        Err(e) => {
+            tracing::warn!(video = %room.video, region = t, error = %e, "tombstones unavailable; retrying")
+        }
+    }
+}
+
+/// A tombstone republished by region `t`'s stream: applied, after any missed before it
+/// (its `Nats-Last-Sequence` is the video's previous tombstone in that stream).
+async fn on_tombstone(room: &Room, shared: &Shared, t: usize, msg: async_nats::Message) {
+    let header = |name: &str| -> Option<u64> {
+        msg.headers
+            .as_ref()?
+            .get(name)
+            .and_then(|v| v.as_str().parse().ok())
+    };
+    let (Some(seq), prev) = (
+        header("Nats-Sequence"),
+        header("Nats-Last-Sequence").unwrap_or(0),
+    ) else {
+        return undecodable();
+    };
+    let Ok(tombstone) = v1::CommentDeleted::decode(msg.payload) else {
+        return undecodable();
+    };
+    metrics::counter!("frontend_events_in_total", "kind" => "deleted").increment(1);
+    match room.tombstones_upto(t) {
+        Some(upto) if prev <= upto => room.apply_deletions(&shared.regions, t, &[(seq, tombstone)]),
+        // Missed one (or never read them): read them all from JetStream, this one too.
+        _ => {
+            read_tombstones(room, shared, t).await;
+            room.apply_deletions(&shared.regions, t, &[(seq, tombstone)]);
+        }
+    }
+}
+
 async fn on_message(
     room: &Room,
     shared: &Shared,
@@ -353,6 +455,7 @@ async fn on_message(
     };
     match kind {
         LiveKind::Comment => on_comment(room, shared, r, &mut behind[r], msg).await,
+        LiveKind::Deleted => on_tombstone(room, shared, r, msg).await,
         LiveKind::Likes => match v1::Likes::decode(msg.payload) {
             Ok(l) => {
                 metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
@@ -510,6 +613,7 @@ async fn catch_up_region(
         load_baseline(room, shared).await;
         return None;
     }
+    read_tombstones(room, shared, r).await;
     let mut delivered = 0;
     if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
         && newest > position.last_seq

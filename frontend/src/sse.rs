@@ -12,6 +12,8 @@ pub enum Kind {
     Likes,
     Viewers,
     Heartbeat,
+    /// `comment_deleted`: a moderator deleted a comment.
+    Deleted,
     /// Not written: the node is shutting down, the viewer's stream ends soon.
     Drain,
 }
@@ -91,6 +93,18 @@ pub fn likes(count: u64, total: u64, accepted_at_ms: i64) -> Frame {
             None,
             &serde_json::json!({ "count": count, "total": total }),
         ),
+    }
+}
+
+/// `comment_deleted`: comment `id` was deleted by a moderator (no SSE `id:`: it is not
+/// a position in the comment sequence; a resumed stream never replays the comment).
+pub fn comment_deleted(id: &str) -> Frame {
+    Frame {
+        kind: Kind::Deleted,
+        seq: 0,
+        region: 0,
+        accepted_at_ms: 0,
+        bytes: event("comment_deleted", None, &serde_json::json!({ "id": id })),
     }
 }
 

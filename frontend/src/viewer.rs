@@ -201,7 +201,7 @@ impl Viewer {
                 }
                 *position = frame.seq;
             }
-            Kind::Likes | Kind::Viewers | Kind::Heartbeat => {}
+            Kind::Likes | Kind::Viewers | Kind::Heartbeat | Kind::Deleted => {}
         }
         if frame.accepted_at_ms > 0
             && (self.oldest_ms == 0 || frame.accepted_at_ms < self.oldest_ms)
@@ -293,11 +293,13 @@ async fn resume(membership: &Membership, cursor: &[u64], snap: &Snapshot) -> Res
             return Resume::Reset("history before the resume point is no longer retained");
         }
         match history.comments(r, &room.video, after, upto, max).await {
-            Ok(comments) => {
+            Ok(mut comments) => {
                 let reached = comments.last().map_or(after, |(seq, _)| *seq);
                 if reached < upto && comments.len() >= max {
                     complete = false;
                 }
+                // Deleted by a moderator: never replayed.
+                comments.retain(|(seq, _)| !room.is_deleted(r, *seq));
                 missed.push(comments.into());
             }
             Err(e) => {

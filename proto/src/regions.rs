@@ -111,6 +111,22 @@ impl Regions {
         }
     }
 
+    /// Parses a comment id made by [`comment_id`](Self::comment_id) into its region and
+    /// sequence; `None` if malformed, naming an unknown region, or sequence 0.
+    pub fn parse_comment_id(&self, raw: &str) -> Option<(usize, u64)> {
+        let (region, seq) = if self.is_multi() {
+            let (name, seq) = raw.split_once(':')?;
+            (self.index_of(name)?, seq)
+        } else {
+            (0, raw)
+        };
+        if seq.is_empty() || seq.len() > 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u64 = seq.parse().ok()?;
+        (seq > 0).then_some((region, seq))
+    }
+
     /// Formats a position per region (a resume cursor): `"42"` with one region,
     /// `"east:42.west:17"` with several.
     pub fn format_cursor(&self, positions: &[u64]) -> String {
@@ -178,6 +194,28 @@ mod tests {
         assert_eq!(r.parse_cursor("west:3"), Some(vec![0, 3]));
         for bad in ["42", "north:1", "east:", "east:x", "east:1,west:2", ""] {
             assert_eq!(r.parse_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn comment_ids_round_trip() {
+        let one = Regions::single("local");
+        assert_eq!(one.parse_comment_id("42"), Some((0, 42)));
+        let two = Regions::new("west", &["east".into(), "west".into()]).unwrap();
+        assert_eq!(two.parse_comment_id(&two.comment_id(1, 9)), Some((1, 9)));
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "4 2",
+            "local:4",
+            "+4",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(one.parse_comment_id(bad), None, "{bad}");
+        }
+        for bad in ["42", "north:1", "east:", "east:0", "east:1:2", "east:x"] {
+            assert_eq!(two.parse_comment_id(bad), None, "{bad}");
         }
     }
 

@@ -46,6 +46,63 @@ pub fn store_comments_all(region: &Region) -> String {
     format!("store.v1.{region}.*.comment")
 }
 
+/// Where a region's publisher stores a comment's tombstone (in its COMMENTS stream).
+pub fn store_deleted(region: &Region, video: &VideoId) -> String {
+    format!("store.v1.{region}.{video}.deleted")
+}
+
+/// Tombstone subjects of a region's COMMENTS stream.
+pub fn store_deleted_all(region: &Region) -> String {
+    format!("store.v1.{region}.*.deleted")
+}
+
+/// The region's key-value bucket of moderation settings (bans, slow mode).
+pub fn moderation_bucket(region: &Region) -> String {
+    format!("MODERATION_{region}")
+}
+
+/// The stream behind a region's moderation bucket (what other regions mirror).
+pub fn moderation_stream(region: &Region) -> String {
+    format!("KV_MODERATION_{region}")
+}
+
+/// Every key of every region's moderation bucket, as published (`$KV.{bucket}.{key}`).
+pub const MODERATION_ALL: &str = "$KV.MODERATION_*.>";
+
+/// The key of a ban of `user` on `video`.
+pub fn ban_key(video: &VideoId, user: &crate::UserId) -> String {
+    format!("ban.{video}.{user}")
+}
+
+/// The key of a video's slow mode.
+pub fn slow_mode_key(video: &VideoId) -> String {
+    format!("slow.{video}")
+}
+
+/// What a moderation key names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModerationKey {
+    Ban(VideoId, crate::UserId),
+    SlowMode(VideoId),
+}
+
+/// Splits `$KV.MODERATION_{region}.{key}` into the region and the key; `None` for
+/// anything else.
+pub fn parse_moderation(subject: &str) -> Option<(&str, ModerationKey)> {
+    let rest = subject.strip_prefix("$KV.MODERATION_")?;
+    let (region, key) = rest.split_once('.')?;
+    let mut parts = key.split('.');
+    let key = match (parts.next()?, parts.next(), parts.next(), parts.next()) {
+        ("ban", Some(video), Some(user), None) => ModerationKey::Ban(
+            VideoId::parse(video).ok()?,
+            crate::UserId::parse(user).ok()?,
+        ),
+        ("slow", Some(video), None, None) => ModerationKey::SlowMode(VideoId::parse(video).ok()?),
+        _ => return None,
+    };
+    Some((region, key))
+}
+
 /// Subjects of a region's LIKES stream.
 pub fn likes_all(region: &Region) -> String {
     format!("likes.v1.{region}.*")
@@ -96,6 +153,11 @@ pub fn live_presence(region: &Region, video: &VideoId) -> String {
     format!("live.v1.{region}.{video}.presence")
 }
 
+/// Tombstones of deleted comments as republished by JetStream.
+pub fn live_deleted(region: &Region, video: &VideoId) -> String {
+    format!("live.v1.{region}.{video}.deleted")
+}
+
 /// Ingest of likes (request-reply, answered with `IngestReply`).
 pub fn ingest_like(video: &VideoId) -> String {
     format!("ingest.v1.{video}.like")
@@ -106,12 +168,20 @@ pub fn ingest_comment(video: &VideoId) -> String {
     format!("ingest.v1.{video}.comment")
 }
 
+/// Moderation over ingest (request-reply, answered with `IngestReply`): `kind` is one of
+/// [`IngestKind::DeleteComment`], [`IngestKind::Ban`], [`IngestKind::SlowMode`].
+pub fn ingest_moderation(video: &VideoId, kind: IngestKind) -> String {
+    format!("ingest.v1.{video}.{}", kind.token())
+}
+
 /// What arrives on a `live.v1.*.{video}.*` subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveKind {
     Comment,
     Likes,
     Presence,
+    /// A comment's tombstone.
+    Deleted,
 }
 
 /// What an ingest subject asks for.
@@ -119,6 +189,22 @@ pub enum LiveKind {
 pub enum IngestKind {
     Like,
     Comment,
+    DeleteComment,
+    Ban,
+    SlowMode,
+}
+
+impl IngestKind {
+    /// The subject's last token.
+    pub fn token(self) -> &'static str {
+        match self {
+            IngestKind::Like => "like",
+            IngestKind::Comment => "comment",
+            IngestKind::DeleteComment => "delete_comment",
+            IngestKind::Ban => "ban",
+            IngestKind::SlowMode => "slow_mode",
+        }
+    }
 }
 
 /// Splits `live.v1.{region}.{video}.{kind}` into `(region, video, kind)`.
@@ -130,6 +216,7 @@ pub fn parse_live(subject: &str) -> Option<(&str, &str, LiveKind)> {
         "comment" => LiveKind::Comment,
         "likes" => LiveKind::Likes,
         "presence" => LiveKind::Presence,
+        "deleted" => LiveKind::Deleted,
         _ => return None,
     };
     Some((region, video, kind))
@@ -142,6 +229,9 @@ pub fn parse_ingest(subject: &str) -> Option<(VideoId, IngestKind)> {
     let kind = match kind {
         "like" => IngestKind::Like,
         "comment" => IngestKind::Comment,
+        "delete_comment" => IngestKind::DeleteComment,
+        "ban" => IngestKind::Ban,
+        "slow_mode" => IngestKind::SlowMode,
         _ => return None,
     };
     Some((VideoId::parse(video).ok()?, kind))
@@ -169,12 +259,53 @@ mod tests {
         );
         assert_eq!(
             parse_ingest(&ingest_comment(&v)),
-            Some((v, IngestKind::Comment))
+            Some((v.clone(), IngestKind::Comment))
         );
         assert_eq!(parse_ingest("ingest.v1.a.b.like"), None);
         assert_eq!(parse_ingest("ingest.v1.a.share"), None);
+        for kind in [
+            IngestKind::DeleteComment,
+            IngestKind::Ban,
+            IngestKind::SlowMode,
+        ] {
+            assert_eq!(
+                parse_ingest(&ingest_moderation(&v, kind)),
+                Some((v.clone(), kind))
+            );
+        }
+        assert_eq!(
+            parse_live(&live_deleted(&east, &v)),
+            Some(("east", "v-1_A", LiveKind::Deleted))
+        );
         assert_eq!(parse_live("live.v2.e.a.comment"), None);
         assert_eq!(parse_live("live.v1.e.a.b.comment"), None);
+    }
+
+    #[test]
+    fn moderation_keys() {
+        let v = VideoId::parse("v1").unwrap();
+        let u = crate::UserId::parse("bob").unwrap();
+        let east = Region::parse("east").unwrap();
+        let subject = format!("$KV.{}.{}", moderation_bucket(&east), ban_key(&v, &u));
+        assert_eq!(
+            parse_moderation(&subject),
+            Some(("east", ModerationKey::Ban(v.clone(), u)))
+        );
+        let subject = format!("$KV.{}.{}", moderation_bucket(&east), slow_mode_key(&v));
+        assert_eq!(
+            parse_moderation(&subject),
+            Some(("east", ModerationKey::SlowMode(v)))
+        );
+        for bad in [
+            "$KV.MODERATION_east.ban.v1",
+            "$KV.MODERATION_east.ban.v1.bob.x",
+            "$KV.MODERATION_east.slow.v1.x",
+            "$KV.MODERATION_east.mute.v1",
+            "$KV.LIKE_KEYS_east.ban.v1.bob",
+            "$KV.MODERATION_east.ban.v*.bob",
+        ] {
+            assert_eq!(parse_moderation(bad), None, "{bad}");
+        }
     }
 
     #[test]

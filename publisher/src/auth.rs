@@ -83,6 +83,30 @@ impl Auth {
     }
 }
 
+/// The role a token needs for moderation.
+pub const MODERATOR: &str = "moderator";
+
+impl Auth {
+    /// Checks that `token` may moderate: with auth on, a valid token whose `role` is
+    /// `"moderator"` (401 without a valid token, 403 without the role). Returns the
+    /// moderator (the token's `sub`, if any); with auth off, anyone may (dev).
+    pub fn moderator(&self, token: Option<&str>) -> Result<Option<UserId>, AuthError> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
+        let claims = key
+            .verify(token)
+            .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
+        if claims.role.as_deref() != Some(MODERATOR) {
+            return Err(AuthError::Forbidden(format!(
+                "moderation needs a token with \"role\": \"{MODERATOR}\""
+            )));
+        }
+        Ok(claims.sub.and_then(|s| UserId::parse(&s).ok()))
+    }
+}
+
 impl Caller {
     /// The user the request acts as, given the `user` it names (absent: `None`).
     pub fn acting_as(self, named: Option<&str>) -> Result<UserId, AuthError> {
@@ -144,5 +168,30 @@ mod tests {
             "alice"
         );
         assert_eq!(caller.acting_as(Some("bob")).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn moderation_needs_the_role() {
+        let key = Key::new(b"secret");
+        let auth = Auth::new(Some(key.clone()));
+        let moderator = key.sign(&Claims {
+            sub: Some("mod".into()),
+            exp: Some(u64::MAX),
+            role: Some(MODERATOR.into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            auth.moderator(Some(&moderator)).unwrap().unwrap().as_str(),
+            "mod"
+        );
+        assert_eq!(auth.moderator(None).unwrap_err().status(), 401);
+        assert_eq!(auth.moderator(Some("a.b.c")).unwrap_err().status(), 401);
+        assert_eq!(
+            auth.moderator(Some(&token(&key, "alice")))
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(Auth::default().moderator(None), Ok(None));
     }
 }

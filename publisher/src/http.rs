@@ -1,7 +1,10 @@
-//! The HTTP edge: `POST /v1/videos/{video}/likes` and `/comments`. Every input is checked
-//! here before anything is stored, in this order: the bearer token (401), the video id,
-//! size, content type and JSON shape (400, 413, 415), the user named in the body (400,
-//! 403 if it is not the token's `sub`), then the rate limit (429).
+//! The HTTP edge: `POST /v1/videos/{video}/likes` and `/comments`, and moderation
+//! (`DELETE /v1/videos/{video}/comments/{id}`, `POST /v1/videos/{video}/bans`,
+//! `PUT /v1/videos/{video}/slow_mode`). Every input is checked here before anything is
+//! stored, in this order: the bearer token (401; for moderation, 403 without the
+//! moderator role), the video id, size, content type and JSON shape (400, 413, 415), the
+//! user named in the body (400, 403 if it is not the token's `sub`), then a ban (403),
+//! slow mode and the rate limit (429).
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{delete, post, put};
 use bytes::Bytes;
 use live_common::ApiError;
 use live_proto::{CommentText, VideoId};
@@ -18,6 +21,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{Auth, AuthError, Caller};
+use crate::moderation::ModerationError;
 use crate::service::{Service, idempotency_key};
 
 /// Largest request body accepted.
@@ -27,6 +31,9 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/v1/videos/{video}/likes", post(post_like))
         .route("/v1/videos/{video}/comments", post(post_comment))
+        .route("/v1/videos/{video}/comments/{id}", delete(delete_comment))
+        .route("/v1/videos/{video}/bans", post(post_ban))
+        .route("/v1/videos/{video}/slow_mode", put(put_slow_mode))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
@@ -78,6 +85,80 @@ async fn post_comment(
     Ok(accepted(serde_json::json!({ "id": id.to_string() })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanBody {
+    user: String,
+    seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlowModeBody {
+    seconds: u64,
+}
+
+impl From<ModerationError> for ApiError {
+    fn from(e: ModerationError) -> Self {
+        match e {
+            ModerationError::BadInput(m) => ApiError::BadRequest(m),
+            ModerationError::NotFound(m) => ApiError::NoSuch(m),
+            ModerationError::Unavailable(cause) => ApiError::unavailable("storage", cause),
+        }
+    }
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn delete_comment(
+    State(service): State<Arc<Service>>,
+    Path((video, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let by = moderator(&service.auth, &headers)?;
+    let video = VideoId::parse(&video).map_err(bad)?;
+    service
+        .moderation
+        .delete_comment(&video, &id, by.as_ref())
+        .await?;
+    Ok(no_content())
+}
+
+async fn post_ban(
+    State(service): State<Arc<Service>>,
+    Path(video): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let by = moderator(&service.auth, &headers)?;
+    let video = VideoId::parse(&video).map_err(bad)?;
+    let body: BanBody = json_body(&headers, body)?;
+    let user = live_proto::UserId::parse(&body.user).map_err(bad)?;
+    service
+        .moderation
+        .ban(&video, &user, body.seconds, by.as_ref())
+        .await?;
+    Ok(no_content())
+}
+
+async fn put_slow_mode(
+    State(service): State<Arc<Service>>,
+    Path(video): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let by = moderator(&service.auth, &headers)?;
+    let video = VideoId::parse(&video).map_err(bad)?;
+    let body: SlowModeBody = json_body(&headers, body)?;
+    service
+        .moderation
+        .set_slow_mode(&video, body.seconds, by.as_ref())
+        .await?;
+    Ok(no_content())
+}
+
 /// The optional `Idempotency-Key` header, validated like an id.
 fn idempotency_header(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     match headers.get("idempotency-key") {
@@ -99,21 +180,31 @@ fn caller(auth: &Auth, headers: &HeaderMap) -> Result<Caller, AuthError> {
     if !auth.is_on() {
         return Ok(Caller::Anyone);
     }
-    let token = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim())
-                .ok_or_else(|| {
-                    AuthError::Unauthenticated("Authorization must be \"Bearer <token>\"".into())
-                })?,
-        ),
-    };
-    auth.authenticate(token)
+    auth.authenticate(bearer(headers)?)
+}
+
+/// The moderator the `Authorization` header names (see [`Auth::moderator`]).
+fn moderator(auth: &Auth, headers: &HeaderMap) -> Result<Option<live_proto::UserId>, AuthError> {
+    if !auth.is_on() {
+        return Ok(None);
+    }
+    auth.moderator(bearer(headers)?)
+}
+
+/// The token of an `Authorization: Bearer <token>` header, `None` without the header.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    match headers.get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| Some(token.trim()))
+            .ok_or_else(|| {
+                AuthError::Unauthenticated("Authorization must be \"Bearer <token>\"".into())
+            }),
+    }
 }
 
 fn bad(e: live_proto::InvalidInput) -> ApiError {

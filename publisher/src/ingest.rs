@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Auth, AuthError};
 use crate::likes::Waiter;
+use crate::moderation::ModerationError;
 use crate::service::{RefusedError, Service, idempotency_key};
 
 /// Comments being stored at once from NATS ingest; beyond it the subscription waits.
@@ -82,6 +83,45 @@ async fn handle(
             if let Err(e) = service.like_answered_by(video, &user, waiter).await {
                 refused(client, msg.reply, e).await;
             }
+        }
+        IngestKind::DeleteComment | IngestKind::Ban | IngestKind::SlowMode => {
+            let action = match check_moderation(&service.auth, kind, &msg.payload) {
+                Ok(action) => action,
+                Err(r) => return refusal(client, msg.reply, r).await,
+            };
+            let (client, service) = (client.clone(), service.clone());
+            spawn_bounded(in_flight, async move {
+                let m = &service.moderation;
+                let done = match &action {
+                    ModerationAction::DeleteComment { id, by } => {
+                        m.delete_comment(&video, id, by.as_ref()).await
+                    }
+                    ModerationAction::Ban { user, seconds, by } => {
+                        m.ban(&video, user, *seconds, by.as_ref()).await
+                    }
+                    ModerationAction::SlowMode { seconds, by } => {
+                        m.set_slow_mode(&video, *seconds, by.as_ref()).await
+                    }
+                };
+                match done {
+                    Ok(()) => {
+                        let answer = v1::IngestReply {
+                            status: 204,
+                            ..Default::default()
+                        };
+                        send(&client, msg.reply, answer).await;
+                    }
+                    Err(e) => {
+                        let status = match e {
+                            ModerationError::BadInput(_) => 400,
+                            ModerationError::NotFound(_) => 404,
+                            ModerationError::Unavailable(_) => 503,
+                        };
+                        refuse(&client, msg.reply, status, &e.to_string()).await;
+                    }
+                }
+            })
+            .await;
         }
         IngestKind::Comment => {
             let (user, text, key) = match check_comment(&service.auth, &msg.payload) {
@@ -168,6 +208,62 @@ pub fn check_comment(
     Ok((user, text, key))
 }
 
+/// A moderation request over ingest, checked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ModerationAction {
+    DeleteComment {
+        id: String,
+        by: Option<UserId>,
+    },
+    Ban {
+        user: UserId,
+        seconds: u64,
+        by: Option<UserId>,
+    },
+    SlowMode {
+        seconds: u64,
+        by: Option<UserId>,
+    },
+}
+
+/// Decodes a moderation request of `kind` and checks its token (the moderator role) and
+/// user; the comment id and the seconds are checked when it is carried out, as over HTTP.
+pub fn check_moderation(
+    auth: &Auth,
+    kind: IngestKind,
+    payload: &[u8],
+) -> Result<ModerationAction, Refusal> {
+    let undecodable = |_| Refusal::Undecodable;
+    Ok(match kind {
+        IngestKind::DeleteComment => {
+            let r = v1::DeleteCommentRequest::decode(payload).map_err(undecodable)?;
+            let by = auth.moderator(non_empty(&r.token))?;
+            ModerationAction::DeleteComment { id: r.id, by }
+        }
+        IngestKind::Ban => {
+            let r = v1::BanRequest::decode(payload).map_err(undecodable)?;
+            let by = auth.moderator(non_empty(&r.token))?;
+            let user = UserId::parse(&r.user)?;
+            ModerationAction::Ban {
+                user,
+                seconds: r.seconds,
+                by,
+            }
+        }
+        IngestKind::SlowMode => {
+            let r = v1::SlowModeRequest::decode(payload).map_err(undecodable)?;
+            let by = auth.moderator(non_empty(&r.token))?;
+            ModerationAction::SlowMode {
+                seconds: r.seconds,
+                by,
+            }
+        }
+        IngestKind::Like | IngestKind::Comment => {
+            return Err(Refusal::Status(400, "not a moderation request".into()));
+        }
+    })
+}
+
 async fn store_comment(
     client: &async_nats::Client,
     service: &Service,
@@ -208,7 +304,8 @@ async fn refusal(client: &async_nats::Client, reply: Option<async_nats::Subject>
 
 async fn refused(client: &async_nats::Client, reply: Option<async_nats::Subject>, e: RefusedError) {
     let status = match e {
-        RefusedError::RateLimited { .. } => 429,
+        RefusedError::RateLimited { .. } | RefusedError::SlowMode { .. } => 429,
+        RefusedError::Banned { .. } => 403,
         RefusedError::Unavailable(_) => 503,
     };
     refuse(client, reply, status, &e.to_string()).await;
@@ -304,6 +401,62 @@ mod tests {
             check_comment(&on, &comment.encode_to_vec()),
             Err(Refusal::Status(400, _))
         ));
+    }
+
+    #[test]
+    fn moderation_requests_need_the_role() {
+        let key = Key::new(b"k");
+        let on = Auth::new(Some(key.clone()));
+        let moderator = key.sign(&Claims {
+            sub: Some("mod".into()),
+            exp: Some(u64::MAX),
+            role: Some("moderator".into()),
+            ..Default::default()
+        });
+        let ban = |user: &str, token: &str| {
+            v1::BanRequest {
+                user: user.into(),
+                seconds: 60,
+                token: token.into(),
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(
+            check_moderation(&on, IngestKind::Ban, &ban("bob", &moderator)),
+            Ok(ModerationAction::Ban {
+                user: UserId::parse("bob").unwrap(),
+                seconds: 60,
+                by: Some(UserId::parse("mod").unwrap()),
+            })
+        );
+        assert!(matches!(
+            check_moderation(&on, IngestKind::Ban, &ban("bob", "")),
+            Err(Refusal::Status(401, _))
+        ));
+        assert!(matches!(
+            check_moderation(&on, IngestKind::Ban, &ban("bob", &token(&key, "bob"))),
+            Err(Refusal::Status(403, _))
+        ));
+        assert!(matches!(
+            check_moderation(&on, IngestKind::Ban, &ban("bob.>", &moderator)),
+            Err(Refusal::Status(400, _))
+        ));
+        assert_eq!(
+            check_moderation(&on, IngestKind::DeleteComment, &[0xff, 0xff]),
+            Err(Refusal::Undecodable)
+        );
+        let slow = v1::SlowModeRequest {
+            seconds: 5,
+            token: String::new(),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            check_moderation(&Auth::default(), IngestKind::SlowMode, &slow),
+            Ok(ModerationAction::SlowMode {
+                seconds: 5,
+                by: None
+            })
+        );
     }
 
     proptest! {

@@ -8,6 +8,7 @@
 //! - [`likes`]: group commit of likes into the LIKES counter stream.
 //! - [`auth`]: who a request acts as (`--jwt-secret`: the token's `sub`).
 //! - [`ratelimit`]: per-user token buckets.
+//! - [`moderation`]: deleting comments (tombstones), bans and slow mode.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
@@ -19,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod likes;
+pub mod moderation;
 pub mod ratelimit;
 pub mod retry;
 pub mod service;
@@ -63,7 +65,15 @@ pub async fn run(
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let like_keys = streams::ensure(&js, &config, &regions, stop_rx.clone()).await?;
+    let buckets = streams::ensure(&js, &config, &regions, stop_rx.clone()).await?;
+    let moderation = moderation::Moderation::new(
+        js.clone(),
+        client.clone(),
+        regions.clone(),
+        buckets.moderation,
+    );
+    // Every region's bans and slow modes are known before the first request.
+    moderation.reload().await;
 
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
@@ -78,10 +88,11 @@ pub async fn run(
     let service = Arc::new(service::Service {
         auth: auth::Auth::new(config.jwt_secret.clone()),
         comments: comments::CommentStore::new(js, regions.clone()),
-        like_keys,
+        like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(client.clone(), regions.own().clone(), config.like_window),
         like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),
         comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),
+        moderation,
     });
 
     let stopped = {
@@ -91,6 +102,17 @@ pub async fn run(
         }
     };
     let ingest = tokio::spawn(ingest::serve(client.clone(), service.clone(), stopped));
+    let following = {
+        let (service, mut rx) = (service.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            service
+                .moderation
+                .follow(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
 
     let app = http::router(service)
         .merge(live_common::ops::router(client.clone()))
@@ -108,6 +130,7 @@ pub async fn run(
         Ok(Err(e)) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
     }
+    let _ = following.await;
     // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("publisher stopped");
@@ -122,7 +145,7 @@ fn cors(origin: &str) -> Result<CorsLayer, Error> {
     };
     Ok(CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::POST])
+        .allow_methods([Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

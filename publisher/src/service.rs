@@ -9,6 +9,7 @@ use live_proto::{CommentText, UserId, VideoId};
 use crate::auth::Auth;
 use crate::comments::{self, CommentId, CommentStore};
 use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
+use crate::moderation::Moderation;
 use crate::ratelimit::RateLimiter;
 
 /// Why an operation was refused or failed.
@@ -16,6 +17,10 @@ use crate::ratelimit::RateLimiter;
 pub enum RefusedError {
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    #[error("banned from this video for {secs_left} more seconds")]
+    Banned { secs_left: u64 },
+    #[error("slow mode: one comment per {seconds} s on this video")]
+    SlowMode { seconds: u64, retry_after_secs: u64 },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
 }
@@ -26,6 +31,14 @@ impl From<RefusedError> for live_common::ApiError {
             RefusedError::RateLimited { retry_after_secs } => {
                 live_common::ApiError::RateLimited { retry_after_secs }
             }
+            RefusedError::Banned { .. } => live_common::ApiError::Forbidden(e.to_string()),
+            RefusedError::SlowMode {
+                seconds,
+                retry_after_secs,
+            } => live_common::ApiError::SlowMode {
+                seconds,
+                retry_after_secs,
+            },
             RefusedError::Unavailable(cause) => {
                 live_common::ApiError::unavailable("storage", cause)
             }
@@ -47,9 +60,24 @@ pub struct Service {
     pub like_keys: async_nats::jetstream::kv::Store,
     pub like_limit: Option<RateLimiter>,
     pub comment_limit: Option<RateLimiter>,
+    pub moderation: Moderation,
 }
 
 impl Service {
+    /// 403 while `user` is banned from `video`.
+    fn check_ban(&self, video: &VideoId, user: &UserId) -> Result<(), RefusedError> {
+        match self.moderation.banned_until(video, user) {
+            Some(until_ms) => {
+                metrics::counter!("publisher_banned_refused_total").increment(1);
+                let left_ms = (until_ms - live_proto::now_ms()).max(0) as u64;
+                Err(RefusedError::Banned {
+                    secs_left: left_ms.div_ceil(1000).max(1),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
     fn limit(limiter: &Option<RateLimiter>, user: &UserId) -> Result<(), RefusedError> {
         match limiter {
             Some(l) => l.check(user).map_err(|retry_after_secs| {
@@ -69,6 +97,7 @@ impl Service {
         user: &UserId,
         idempotency_key: Option<&str>,
     ) -> Result<u64, RefusedError> {
+        self.check_ban(&video, user)?;
         Self::limit(&self.like_limit, user)?;
         let claimed = match idempotency_key {
             Some(key) => {
@@ -103,6 +132,7 @@ impl Service {
         user: &UserId,
         waiter: Waiter,
     ) -> Result<(), RefusedError> {
+        self.check_ban(&video, user)?;
         Self::limit(&self.like_limit, user)?;
         let like = Like {
             video,
@@ -121,15 +151,36 @@ impl Service {
         text: CommentText,
         idempotency_key: Option<&str>,
     ) -> Result<CommentId, RefusedError> {
-        Self::limit(&self.comment_limit, user)?;
+        self.check_ban(video, user)?;
+        let turn = self.moderation.slow_mode_turn(video, user).map_err(
+            |(seconds, retry_after_secs)| {
+                metrics::counter!("publisher_slow_mode_refused_total").increment(1);
+                RefusedError::SlowMode {
+                    seconds,
+                    retry_after_secs,
+                }
+            },
+        )?;
+        let limited = Self::limit(&self.comment_limit, user);
         let key = match idempotency_key {
             Some(k) => format!("{video}.{user}.{k}"),
             None => comments::random_key(),
         };
-        self.comments
-            .store(video, user, text, key)
-            .await
-            .map_err(|e| RefusedError::Unavailable(e.to_string()))
+        let stored = match limited {
+            Ok(()) => self
+                .comments
+                .store(video, user, text, key)
+                .await
+                .map_err(|e| RefusedError::Unavailable(e.to_string())),
+            Err(e) => Err(e),
+        };
+        if stored.is_err()
+            && let Some(at) = turn
+        {
+            // Not stored: the turn is not used up.
+            self.moderation.give_back(video, user, at);
+        }
+        stored
     }
 }
 

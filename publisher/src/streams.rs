@@ -14,6 +14,10 @@
 //!   same subjects and sequences, so comments accepted elsewhere replay here, and totals
 //!   are known here, even while the other region is unreachable.
 //! - `LIKE_KEYS_{region}`: a key-value bucket of recent likes' `Idempotency-Key`s.
+//! - `MODERATION_{region}`: a key-value bucket of bans and slow modes (see
+//!   [`crate::moderation`]), mirrored into the other regions like the streams above.
+//! - Tombstones of deleted comments are in `COMMENTS_{region}` too, on
+//!   `store.v1.{region}.*.deleted`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -60,7 +64,10 @@ pub fn comments_config(config: &Config, regions: &Regions) -> StreamConfig {
         description: Some(format!(
             "Comments accepted in {own}; republished to live.v1.{own}.{{video}}.comment"
         )),
-        subjects: vec![subjects::store_comments_all(own)],
+        subjects: vec![
+            subjects::store_comments_all(own),
+            subjects::store_deleted_all(own),
+        ],
         storage: StorageType::File,
         num_replicas: config.replicas.into(),
         max_age: config.comment_retention,
@@ -138,6 +145,30 @@ pub fn like_keys_config(config: &Config, region: &Region) -> jetstream::kv::Conf
     }
 }
 
+/// The region's moderation bucket: bans and slow modes, kept until overwritten.
+pub fn moderation_config(config: &Config, regions: &Regions) -> jetstream::kv::Config {
+    let own = regions.own();
+    jetstream::kv::Config {
+        bucket: subjects::moderation_bucket(own),
+        description: format!("Bans and slow modes set in {own}"),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: config.replicas.into(),
+        placement: placement(regions),
+        ..Default::default()
+    }
+}
+
+/// The stream behind a region's moderation bucket as the region's publisher creates it
+/// (what the other regions mirror).
+fn moderation_stream_config(region: &Region) -> StreamConfig {
+    StreamConfig {
+        name: subjects::moderation_stream(region),
+        max_messages_per_subject: 1,
+        ..Default::default()
+    }
+}
+
 /// Every stream this region's publisher owns.
 pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
     let mut configs = vec![
@@ -151,6 +182,7 @@ pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
             for origin in [
                 comments_config(config, &theirs),
                 likes_config(config, &theirs),
+                moderation_stream_config(other),
             ] {
                 configs.push(mirror_config(config, regions, &origin));
             }
@@ -159,8 +191,15 @@ pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
     configs
 }
 
-/// Creates the streams and the idempotency bucket, or updates them to this
-/// configuration; returns the bucket.
+/// The key-value buckets the publisher uses.
+pub struct Buckets {
+    /// Idempotency keys of likes.
+    pub like_keys: jetstream::kv::Store,
+    /// Bans and slow modes.
+    pub moderation: jetstream::kv::Store,
+}
+
+/// Creates the streams and the buckets, or updates them to this configuration.
 /// Mirrors are created in the background (see [`keep_mirroring`]), which runs until
 /// `stopped`.
 pub async fn ensure(
@@ -168,7 +207,7 @@ pub async fn ensure(
     config: &Config,
     regions: &Regions,
     stopped: watch::Receiver<bool>,
-) -> Result<jetstream::kv::Store, StreamSetupError> {
+) -> Result<Buckets, StreamSetupError> {
     for cfg in all_configs(config, regions) {
         if cfg.mirror.is_some() {
             tokio::spawn(keep_mirroring(js.clone(), cfg, stopped.clone()));
@@ -193,8 +232,17 @@ pub async fn ensure(
                 })?;
         }
     }
-    let kv = like_keys_config(config, regions.own());
-    let store = retry::until_deadline(SETUP_DEADLINE, || async {
+    Ok(Buckets {
+        like_keys: bucket(js, like_keys_config(config, regions.own())).await?,
+        moderation: bucket(js, moderation_config(config, regions)).await?,
+    })
+}
+
+async fn bucket(
+    js: &jetstream::Context,
+    kv: jetstream::kv::Config,
+) -> Result<jetstream::kv::Store, StreamSetupError> {
+    retry::until_deadline(SETUP_DEADLINE, || async {
         match js.create_or_update_key_value(kv.clone()).await {
             Ok(store) => Ok(store),
             Err(e) => js
@@ -203,8 +251,7 @@ pub async fn ensure(
                 .map_err(|_| StreamSetupError::Bucket(e.to_string())),
         }
     })
-    .await?;
-    Ok(store)
+    .await
 }
 
 /// How long the publisher keeps trying to create its streams at start.
