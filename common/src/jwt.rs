@@ -1,28 +1,46 @@
-//! HS256 JSON Web Tokens (RFC 7519), the only kind the services accept: a [`Key`] made
-//! from `--jwt-secret` signs and verifies them.
+//! JSON Web Tokens (RFC 7519), verified with the `jsonwebtoken` crate: a [`Verifier`]
+//! built from `--jwt-secret` (HS256, a [`Key`]), `--jwt-jwks FILE` (a JWK set of public
+//! keys, RS256 / ES256 / EdDSA, the header's `kid` picks one), or both, and optionally
+//! `--jwt-issuer` / `--jwt-audience`.
 //!
-//! Verification is strict and runs in this order, so nothing an attacker sends is
-//! trusted before the signature is checked: at most [`MAX_TOKEN_LEN`] bytes, exactly
-//! three base64url parts (no padding, no stray bits), a header whose `alg` is `HS256`
-//! (`none`, other algorithms and `crit` extensions are refused), an HMAC-SHA256
-//! signature compared in constant time, then the claims: `exp` is required and must be
-//! in the future, `nbf` (if present) in the past.
+//! What is refused, in this order, so nothing an attacker sends is trusted before the
+//! signature is checked: a token over [`MAX_TOKEN_LEN`] bytes; anything but three
+//! base64url parts (padding, stray bits and garbage are malformed); a header whose `alg`
+//! is not the one of the key it asks for (`none`, `HS512`, HS256 without a secret, RS256
+//! against the HMAC secret: "key confusion"), an unknown `kid`, or a `crit` extension;
+//! a bad signature; then the claims: `exp` is required and must not be past (no leeway:
+//! keep clocks in sync), `nbf` must not be in the future, `iss` and `aud` must match when
+//! configured. A JWKS file is re-read on SIGHUP and whenever its content changes
+//! ([`Verifier::watch`]), so an identity provider's keys rotate without a restart; a file
+//! that does not parse keeps the keys in force and is logged.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Longest token accepted; anything longer is refused before it is decoded.
 pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Shortest `--jwt-secret` the services start with: RFC 7518 §3.2 requires an HS256 key
+/// of at least the hash's size, 256 bits.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Largest JWKS file read.
+const MAX_JWKS_LEN: u64 = 1024 * 1024;
+
+/// Smallest RSA modulus accepted in a JWKS (bytes): 2048 bits.
+const MIN_RSA_MODULUS: usize = 256;
+
+/// How often [`Verifier::watch`] looks at the JWKS file for a change.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a token was refused. The messages are safe to send to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +49,10 @@ pub enum JwtError {
     TooLong,
     #[error("token is malformed: {0}")]
     Malformed(&'static str),
-    #[error("token algorithm must be HS256")]
+    #[error("token algorithm is not accepted")]
     Algorithm,
+    #[error("token key id (kid) is missing or unknown")]
+    UnknownKey,
     #[error("token signature is invalid")]
     Signature,
     #[error("token has no exp claim")]
@@ -41,15 +61,19 @@ pub enum JwtError {
     Expired,
     #[error("token is not valid yet")]
     NotYetValid,
+    #[error("token issuer is not accepted")]
+    Issuer,
+    #[error("token audience is not accepted")]
+    Audience,
 }
 
 /// The claims the services read; others are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user the token speaks for (publisher).
+    /// The user the token speaks for (publisher; the member on `/v1/stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// Expiry, seconds since the UNIX epoch; required.
+    /// Expiry, seconds since the UNIX epoch; required. A viewer's stream ends then.
     #[serde(
         default,
         deserialize_with = "numeric_date",
@@ -66,8 +90,7 @@ pub struct Claims {
     /// Videos a viewer may watch (frontend); `"*"` is any video.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub videos: Option<Vec<String>>,
-    /// The user's role (publisher): `"moderator"` may delete comments, ban users and set
-    /// slow mode.
+    /// The caller's role: `"moderator"` may moderate (publisher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 }
@@ -76,6 +99,11 @@ impl Claims {
     /// True if the `videos` claim lists `video` or `"*"`.
     pub fn allows_video(&self, video: &str) -> bool {
         self.videos.iter().flatten().any(|v| v == "*" || v == video)
+    }
+
+    /// True if the token's `role` is `"moderator"`.
+    pub fn is_moderator(&self) -> bool {
+        self.role.as_deref() == Some("moderator")
     }
 }
 
@@ -88,14 +116,7 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
     }))
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
-/// The shared secret of HS256; `Debug` never shows it.
+/// The shared secret of HS256 (`--jwt-secret`); `Debug` never shows it.
 #[derive(Clone)]
 pub struct Key(Arc<[u8]>);
 
@@ -104,12 +125,7 @@ impl Key {
         Key(secret.into())
     }
 
-    fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length, so this cannot fail.
-        HmacSha256::new_from_slice(&self.0).expect("HMAC accepts any key length")
-    }
-
-    /// Length of the secret in bytes (HS256 wants at least 32).
+    /// Length of the secret in bytes (at least [`MIN_SECRET_LEN`] on the command line).
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -118,67 +134,21 @@ impl Key {
         self.0.is_empty()
     }
 
-    /// Signs `claims` as an HS256 token.
+    /// Signs `claims` as an HS256 token (tests, `--dev-tokens`).
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let signing_input = format!("{header}.{payload}");
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        EncodingKey::from_secret(&self.0)
+            .and_then(|k| jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &k))
+            .expect("HS256 signs with any non-empty key and claims serialize")
     }
 
-    /// Verifies `token` against the current time.
+    /// Verifies an HS256 `token` with this secret alone (no issuer or audience).
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.verify_at(token, now)
+        Verifier::from_secret(self.clone()).verify(token)
     }
 
-    /// Verifies `token` as of `now` (seconds since the UNIX epoch).
-    pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(JwtError::TooLong);
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed("expected three dot-separated parts"));
-        };
-        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let header: Header = serde_json::from_slice(&decode(header_b64)?)
-            .map_err(|_| JwtError::Malformed("header is not a JSON object with alg"))?;
-        if header.alg != "HS256" {
-            return Err(JwtError::Algorithm);
-        }
-        if header.crit.is_some() {
-            return Err(JwtError::Malformed("unsupported crit header"));
-        }
-        let signature = decode(signature_b64)?;
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| JwtError::Signature)?;
-        let claims: Claims = serde_json::from_slice(&decode(payload_b64)?)
-            .map_err(|_| JwtError::Malformed("claims are not a valid JSON object"))?;
-        let exp = claims.exp.ok_or(JwtError::NoExpiry)?;
-        if exp <= now {
-            return Err(JwtError::Expired);
-        }
-        if claims.nbf.is_some_and(|nbf| nbf > now) {
-            return Err(JwtError::NotYetValid);
-        }
-        Ok(claims)
+    fn decoding_key(&self) -> Option<DecodingKey> {
+        DecodingKey::from_secret(&self.0).ok()
     }
-}
-
-fn decode(part: &str) -> Result<Vec<u8>, JwtError> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| JwtError::Malformed("a part is not base64url"))
 }
 
 impl fmt::Debug for Key {
@@ -187,7 +157,8 @@ impl fmt::Debug for Key {
     }
 }
 
-/// Parses a secret given on the command line; an empty secret is refused.
+/// Parses a secret given on the command line; an empty secret is refused (the length
+/// is checked with the rest of the configuration, see [`MIN_SECRET_LEN`]).
 impl FromStr for Key {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -198,174 +169,385 @@ impl FromStr for Key {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
+/// Why a JWKS file cannot be used. Said at start (exit 64) or logged on a reload.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is larger than 1 MiB", .0.display())]
+    TooLarge(PathBuf),
+    #[error("{} is not a JWK set: {reason}", path.display())]
+    Json { path: PathBuf, reason: String },
+    #[error("{} has no keys", .0.display())]
+    Empty(PathBuf),
+    #[error("{}: key {index}: {reason}", path.display())]
+    Key {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
+}
 
-    const NOW: u64 = 1_800_000_000;
+/// The keys of a JWKS file, by `kid`, each with the one algorithm it verifies.
+struct KeySet {
+    by_kid: HashMap<String, (Algorithm, DecodingKey)>,
+}
 
-    fn key() -> Key {
-        Key::new(b"0123456789abcdef0123456789abcdef")
-    }
-
-    fn claims(sub: &str, exp: u64) -> Claims {
-        Claims {
-            sub: Some(sub.into()),
-            exp: Some(exp),
-            ..Default::default()
-        }
-    }
-
-    fn b64(s: &str) -> String {
-        URL_SAFE_NO_PAD.encode(s)
-    }
-
-    #[test]
-    fn a_signed_token_verifies() {
-        let token = key().sign(&claims("alice", NOW + 60));
-        assert_eq!(key().verify_at(&token, NOW), Ok(claims("alice", NOW + 60)));
-        assert_eq!(
-            key()
-                .verify(&key().sign(&claims("a", u64::MAX)))
-                .unwrap()
-                .sub
-                .as_deref(),
-            Some("a")
-        );
-    }
-
-    #[test]
-    fn every_kind_of_bad_token_is_refused() {
-        let good = key().sign(&claims("alice", NOW + 60));
-        let (_, rest) = good.split_once('.').unwrap();
-        let (payload, signature) = rest.split_once('.').unwrap();
-        let none = format!("{}.{payload}.", b64(r#"{"alg":"none","typ":"JWT"}"#));
-        let none_signed = format!("{}.{payload}.{signature}", b64(r#"{"alg":"none"}"#));
-        let hs512 = format!("{}.{payload}.{signature}", b64(r#"{"alg":"HS512"}"#));
-        let lower = format!("{}.{payload}.{signature}", b64(r#"{"alg":"hs256"}"#));
-        let forged_payload = format!(
-            "{}.{}.{signature}",
-            good.split('.').next().unwrap(),
-            b64(&format!(r#"{{"sub":"mallory","exp":{}}}"#, NOW + 60))
-        );
-        let other_key = Key::new(b"another secret").sign(&claims("alice", NOW + 60));
-        let expired = key().sign(&claims("alice", NOW));
-        let no_exp = key().sign(&Claims {
-            sub: Some("alice".into()),
-            ..Default::default()
-        });
-        let not_yet = key().sign(&Claims {
-            nbf: Some(NOW + 10),
-            ..claims("alice", NOW + 60)
-        });
-        let padded = format!("{good}=");
-        let cases: Vec<(&str, String, JwtError)> = vec![
-            ("empty", String::new(), JwtError::Malformed("")),
-            ("one part", "abc".into(), JwtError::Malformed("")),
-            ("four parts", format!("{good}.x"), JwtError::Malformed("")),
-            ("alg none", none, JwtError::Algorithm),
-            (
-                "alg none with a signature",
-                none_signed,
-                JwtError::Algorithm,
-            ),
-            ("alg HS512", hs512, JwtError::Algorithm),
-            ("alg hs256", lower, JwtError::Algorithm),
-            ("payload swapped", forged_payload, JwtError::Signature),
-            ("wrong key", other_key, JwtError::Signature),
-            ("expired", expired, JwtError::Expired),
-            ("no exp", no_exp, JwtError::NoExpiry),
-            ("nbf in the future", not_yet, JwtError::NotYetValid),
-            ("padding", padded, JwtError::Malformed("")),
-            ("too long", "a".repeat(MAX_TOKEN_LEN + 1), JwtError::TooLong),
-        ];
-        for (what, token, want) in cases {
-            let got = key().verify_at(&token, NOW).expect_err(what);
-            assert_eq!(
-                std::mem::discriminant(&got),
-                std::mem::discriminant(&want),
-                "{what}: {got}"
-            );
-        }
-    }
-
-    #[test]
-    fn fractional_and_negative_dates_are_read() {
-        let sign_raw = |payload: &str| {
-            let input = format!("{}.{}", b64(r#"{"alg":"HS256"}"#), b64(payload));
-            let mut mac = key().mac();
-            mac.update(input.as_bytes());
-            format!(
-                "{input}.{}",
-                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-            )
-        };
-        let frac = sign_raw(&format!(r#"{{"exp":{}.5}}"#, NOW + 1));
-        assert_eq!(key().verify_at(&frac, NOW).unwrap().exp, Some(NOW + 1));
-        let negative = sign_raw(r#"{"exp":-5}"#);
-        assert_eq!(key().verify_at(&negative, NOW), Err(JwtError::Expired));
-        let string_exp = sign_raw(r#"{"exp":"soon"}"#);
-        assert!(matches!(
-            key().verify_at(&string_exp, NOW),
-            Err(JwtError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn videos_claim() {
-        let mut c = claims("v", NOW + 1);
-        assert!(!c.allows_video("a"));
-        c.videos = Some(vec!["a".into(), "b".into()]);
-        assert!(c.allows_video("b") && !c.allows_video("c"));
-        c.videos = Some(vec!["*".into()]);
-        assert!(c.allows_video("anything"));
-    }
-
-    #[test]
-    fn debug_hides_the_secret() {
-        assert!(!format!("{:?}", key()).contains("0123"));
-        assert!("".parse::<Key>().is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_strings_never_panic(token in ".{0,300}") {
-            let _ = key().verify_at(&token, NOW);
-        }
-
-        #[test]
-        fn arbitrary_three_part_tokens_never_panic(
-            a in "[A-Za-z0-9_=+/-]{0,80}",
-            b in "[A-Za-z0-9_=+/-]{0,80}",
-            c in "[A-Za-z0-9_=+/-]{0,80}",
-        ) {
-            let _ = key().verify_at(&format!("{a}.{b}.{c}"), NOW);
-        }
-
-        #[test]
-        fn any_changed_byte_is_refused(
-            sub in "[A-Za-z0-9_-]{1,64}",
-            at in any::<prop::sample::Index>(),
-            with in any::<u8>(),
-        ) {
-            let token = key().sign(&claims(&sub, NOW + 60));
-            let mut bytes = token.clone().into_bytes();
-            let i = at.index(bytes.len());
-            prop_assume!(bytes[i] != with);
-            bytes[i] = with;
-            let tampered = String::from_utf8_lossy(&bytes);
-            prop_assert!(key().verify_at(&tampered, NOW).is_err(), "{tampered}");
-        }
-
-        #[test]
-        fn signed_claims_round_trip(
-            sub in proptest::option::of(".{0,40}"),
-            exp in NOW + 1..u64::MAX,
-            videos in proptest::option::of(proptest::collection::vec(".{0,10}", 0..4)),
-        ) {
-            let c = Claims { sub, exp: Some(exp), nbf: None, videos, role: None };
-            prop_assert_eq!(key().verify_at(&key().sign(&c), NOW), Ok(c));
-        }
+impl KeySet {
+    fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.by_kid.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 }
+
+/// Parses a JWK set of public keys. Refused: symmetric (`oct`) keys (that is what
+/// `--jwt-secret` is for), encryption keys (`"use": "enc"`), keys without a `kid` or with
+/// a duplicate one, RSA keys under 2048 bits, curves other than P-256/P-384/Ed25519, and
+/// keys that do not decode.
+fn parse_jwks(path: &Path, bytes: &[u8]) -> Result<KeySet, JwksError> {
+    let set: JwkSet = serde_json::from_slice(bytes).map_err(|e| JwksError::Json {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if set.keys.is_empty() {
+        return Err(JwksError::Empty(path.into()));
+    }
+    let mut by_kid = HashMap::new();
+    for (index, jwk) in set.keys.iter().enumerate() {
+        let bad = |reason: &str| JwksError::Key {
+            path: path.into(),
+            index,
+            reason: reason.into(),
+        };
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| bad("no kid"))?;
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            return Err(bad("an encryption key (\"use\": \"enc\")"));
+        }
+        let inferred = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                EllipticCurve::P256 => Algorithm::ES256,
+                EllipticCurve::P384 => Algorithm::ES384,
+                _ => return Err(bad("EC keys must be on P-256 or P-384")),
+            },
+            AlgorithmParameters::OctetKeyPair(p) => match p.curve {
+                EllipticCurve::Ed25519 => Algorithm::EdDSA,
+                _ => return Err(bad("OKP keys must be Ed25519")),
+            },
+            AlgorithmParameters::OctetKey(_) => {
+                return Err(bad(
+                    "a symmetric (oct) key: a JWKS holds public keys; use --jwt-secret for HS256",
+                ));
+            }
+            _ => return Err(bad("unsupported key type")),
+        };
+        let alg = match jwk.common.key_algorithm {
+            None => inferred,
+            Some(declared) => {
+                let alg = key_algorithm(declared).ok_or_else(|| bad("unsupported alg"))?;
+                if alg.family() != inferred.family()
+                    || (inferred.family() == jsonwebtoken::AlgorithmFamily::Ec && alg != inferred)
+                {
+                    return Err(bad("alg does not match the key type"));
+                }
+                alg
+            }
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e.to_string()))?;
+        if let jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, .. } = key.kind() {
+            let bits = n.iter().skip_while(|b| **b == 0).count();
+            if bits < MIN_RSA_MODULUS {
+                return Err(bad("RSA keys must be at least 2048 bits"));
+            }
+        }
+        // Builds the verifier once, which decodes the key (EC points, Ed25519 keys).
+        jsonwebtoken::crypto::verify("AA", b"probe", &key, alg)
+            .map_err(|_| bad("the key does not decode"))?;
+        if by_kid.insert(kid, (alg, key)).is_some() {
+            return Err(bad("duplicate kid"));
+        }
+    }
+    Ok(KeySet { by_kid })
+}
+
+/// The asymmetric algorithms a JWKS key may declare.
+fn key_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match alg {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+fn read_jwks(path: &Path) -> Result<Vec<u8>, JwksError> {
+    let read = |source| JwksError::Read {
+        path: path.into(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read)?.len();
+    if len > MAX_JWKS_LEN {
+        return Err(JwksError::TooLarge(path.into()));
+    }
+    std::fs::read(path).map_err(read)
+}
+
+/// A JWKS file and the keys last read from it.
+struct Jwks {
+    path: PathBuf,
+    // std locks: held for a clone of an `Arc` or a byte comparison, never across `.await`.
+    keys: RwLock<Arc<KeySet>>,
+    content: std::sync::Mutex<Vec<u8>>,
+}
+
+/// Where the keys come from and what the claims must say; see the module doc.
+#[derive(Debug, Clone, Default)]
+pub struct VerifierOptions {
+    pub secret: Option<Key>,
+    pub jwks: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Verifies tokens; cheap to clone (the keys are shared, and rotate in place).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    secret: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secret", &self.inner.secret.as_ref().map(|_| "<redacted>"))
+            .field("jwks", &self.inner.jwks.as_ref().map(|j| &j.path))
+            .field("issuer", &self.inner.issuer)
+            .field("audience", &self.inner.audience)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// The verifier of these options, `None` if neither a secret nor a JWKS is given
+    /// (auth off). Reads the JWKS file once; see [`Verifier::watch`] for reloads.
+    pub fn new(options: VerifierOptions) -> Result<Option<Verifier>, JwksError> {
+        if options.secret.is_none() && options.jwks.is_none() {
+            return Ok(None);
+        }
+        let jwks = match options.jwks {
+            Some(path) => {
+                let content = read_jwks(&path)?;
+                let keys = parse_jwks(&path, &content)?;
+                Some(Jwks {
+                    path,
+                    keys: RwLock::new(Arc::new(keys)),
+                    content: std::sync::Mutex::new(content),
+                })
+            }
+            None => None,
+        };
+        Ok(Some(Verifier {
+            inner: Arc::new(Inner {
+                secret: options.secret.as_ref().and_then(Key::decoding_key),
+                jwks,
+                issuer: options.issuer,
+                audience: options.audience,
+            }),
+        }))
+    }
+
+    /// HS256 with `secret`, nothing else checked beyond the token itself.
+    pub fn from_secret(secret: Key) -> Verifier {
+        Verifier::new(VerifierOptions {
+            secret: Some(secret),
+            ..Default::default()
+        })
+        .expect("no file to read")
+        .expect("a secret is given")
+    }
+
+    /// The `kid`s of the JWKS keys in force (sorted), empty without `--jwt-jwks`.
+    pub fn kids(&self) -> Vec<String> {
+        match &self.inner.jwks {
+            Some(j) => {
+                let keys = read_lock(&j.keys);
+                keys.kids().into_iter().map(Into::into).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Re-reads the JWKS file: `Ok(true)` if its content changed and the new keys are in
+    /// force, `Ok(false)` if unchanged (or no JWKS), `Err` if it cannot be used (the old
+    /// keys stay in force).
+    pub fn reload(&self) -> Result<bool, JwksError> {
+        let Some(jwks) = &self.inner.jwks else {
+            return Ok(false);
+        };
+        let content = read_jwks(&jwks.path)?;
+        let mut last = jwks.content.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == content {
+            return Ok(false);
+        }
+        let keys = parse_jwks(&jwks.path, &content);
+        // Remembered even when it fails, so a bad file is reported once, not every poll.
+        *last = content;
+        drop(last);
+        let keys = keys?;
+        *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(true)
+    }
+
+    /// With `--jwt-jwks`: re-reads the file on SIGHUP and whenever its content changes
+    /// (looked at every second; polling is portable, works for a file replaced by a
+    /// rename as secret managers do, and costs one small read a second). The task ends
+    /// when the last clone of this verifier is dropped.
+    pub fn watch(&self) {
+        if self.inner.jwks.is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            loop {
+                let signalled = tokio::select! {
+                    _ = tokio::time::sleep(WATCH_INTERVAL) => false,
+                    Some(()) = async {
+                        match hangup.as_mut() {
+                            Some(h) => h.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => true,
+                };
+                let Some(inner) = weak.upgrade() else { break };
+                let verifier = Verifier { inner };
+                match verifier.reload() {
+                    Ok(true) => {
+                        metrics::counter!("jwt_jwks_reloads_total").increment(1);
+                        tracing::info!(kids = ?verifier.kids(), "JWKS reloaded");
+                    }
+                    Ok(false) if signalled => {
+                        tracing::info!(kids = ?verifier.kids(), "SIGHUP: JWKS unchanged")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        metrics::counter!("jwt_jwks_reload_errors_total").increment(1);
+                        tracing::error!(error = %e, "JWKS not reloaded; the previous keys stay in force");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Verifies `token` against the current time.
+    pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::TooLong);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| header_error(token, e))?;
+        let inner = &self.inner;
+        let (alg, key) = if header.alg == Algorithm::HS256 {
+            let key = inner.secret.clone().ok_or(JwtError::Algorithm)?;
+            (Algorithm::HS256, key)
+        } else {
+            let jwks = inner.jwks.as_ref().ok_or(JwtError::Algorithm)?;
+            let kid = header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
+            let keys = read_lock(&jwks.keys);
+            let (alg, key) = keys.by_kid.get(kid).ok_or(JwtError::UnknownKey)?;
+            if *alg != header.alg {
+                return Err(JwtError::Algorithm);
+            }
+            (*alg, key.clone())
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.validate_aud = inner.audience.is_some();
+        if let Some(aud) = &inner.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &inner.issuer {
+            validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        if inner.audience.is_some() {
+            validation.required_spec_claims.insert("aud".into());
+        }
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(claims_error)
+    }
+}
+
+fn read_lock<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// A header that does not decode: an unknown `alg` (`none`, `hs256`) is an algorithm
+/// refusal, anything else malformed.
+fn header_error(token: &str, e: jsonwebtoken::errors::Error) -> JwtError {
+    use base64::Engine as _;
+    let alg_is_a_string = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .is_some_and(|h| h.get("alg").is_some_and(|a| a.is_string()));
+    match e.kind() {
+        ErrorKind::Json(_) if alg_is_a_string => JwtError::Algorithm,
+        ErrorKind::InvalidToken => JwtError::Malformed("expected three dot-separated parts"),
+        ErrorKind::Base64(_) => JwtError::Malformed("a part is not base64url"),
+        _ => JwtError::Malformed("header is not a JSON object with a known alg"),
+    }
+}
+
+fn claims_error(e: jsonwebtoken::errors::Error) -> JwtError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => JwtError::Signature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => JwtError::Algorithm,
+        ErrorKind::ExpiredSignature => JwtError::Expired,
+        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        ErrorKind::InvalidIssuer => JwtError::Issuer,
+        ErrorKind::InvalidAudience => JwtError::Audience,
+        ErrorKind::MissingRequiredClaim(c) if c == "exp" => JwtError::NoExpiry,
+        ErrorKind::MissingRequiredClaim(c) if c == "iss" => JwtError::Issuer,
+        ErrorKind::MissingRequiredClaim(_) => JwtError::Audience,
+        ErrorKind::InvalidToken => JwtError::Malformed("unsupported header (crit, b64)"),
+        ErrorKind::Base64(_) => JwtError::Malformed("a part is not base64url"),
+        ErrorKind::InvalidClaimFormat(_) => JwtError::Malformed("a date claim is not a number"),
+        ErrorKind::InvalidKeyFormat
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEddsaKey => JwtError::Signature,
+        _ => JwtError::Malformed("claims are not a valid JSON object"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,8 @@
 //! - [`ops`]: the `GET /healthz` and `GET /metrics` routes.
 //! - [`error`]: [`ApiError`], the one HTTP error type, answered as `{"error": "…"}`.
 //! - [`shutdown`]: the SIGINT/SIGTERM future the binaries hand to `run`.
-//! - [`jwt`]: HS256 JSON Web Tokens (`--jwt-secret`): signing and strict verification.
+//! - [`jwt`]: JSON Web Tokens (`--jwt-secret` HS256, `--jwt-jwks` RS256/ES256/EdDSA by
+//!   `kid` with reloads, issuer and audience), verified with `jsonwebtoken`.
 
 pub mod direct;
 pub mod duration;

@@ -266,6 +266,7 @@ pub async fn wait_until_healthy(url: &str) {
 }
 
 /// A minimal WebDriver client (chromedriver + headless Chromium) for the browser test.
+pub mod idp;
 pub mod webdriver;
 
 /// Starts a publisher on the NATS servers `urls` (comma separated) with `configure`

@@ -88,6 +88,20 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<live_common::jwt::Key>,
 
+    /// Also accept tokens of an identity provider: a JWK set of public keys (RS256,
+    /// ES256, EdDSA); the token header's `kid` picks the key. Re-read on SIGHUP and
+    /// whenever the file changes, so keys rotate without a restart.
+    #[arg(long, env = "JWT_JWKS")]
+    pub jwt_jwks: Option<std::path::PathBuf>,
+
+    /// Tokens must carry this `iss` claim (with --jwt-secret or --jwt-jwks).
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Tokens must carry this `aud` claim (with --jwt-secret or --jwt-jwks).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// How long this node's viewer counts count at the other nodes without a refresh
     /// (refreshed every third of it): a node that dies drops out of the sum after this.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
@@ -99,6 +113,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where tokens are verified from: `--jwt-secret`, `--jwt-jwks`, issuer, audience.
+    pub fn verifier_options(&self) -> live_common::jwt::VerifierOptions {
+        live_common::jwt::VerifierOptions {
+            secret: self.jwt_secret.clone(),
+            jwks: self.jwt_jwks.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+
     /// A configuration for tests: the given NATS URL, defaults elsewhere.
     pub fn for_nats(url: &str) -> Self {
         use clap::Parser;

@@ -1,5 +1,6 @@
 //! The HTTP edge of a frontend: the viewer stream `GET /v1/videos/{video}/events` (with
-//! `--jwt-secret`, only for a `?token=` that lists the video) and the demo page `GET /`.
+//! `--jwt-secret` or `--jwt-jwks`, only for a `?token=` that lists the video) and the demo
+//! page `GET /`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use live_common::ApiError;
-use live_common::jwt::Key;
+use live_common::jwt::Verifier;
 use live_proto::VideoId;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -29,6 +30,8 @@ const PAGE: &str = include_str!("../assets/index.html");
 pub struct Events {
     pub shared: Arc<Shared>,
     pub stopping: watch::Receiver<bool>,
+    /// `--jwt-secret` / `--jwt-jwks`; `None`: anyone may watch.
+    pub verifier: Option<Verifier>,
 }
 
 #[derive(Clone)]
@@ -58,13 +61,17 @@ struct EventsQuery {
     token: Option<String>,
 }
 
-/// With `--jwt-secret`: the token must be valid (401) and list the video (403).
-fn authorize(key: Option<&Key>, video: &VideoId, token: Option<&str>) -> Result<(), ApiError> {
-    let Some(key) = key else {
+/// With auth on: the token must be valid (401) and list the video (403).
+fn authorize(
+    verifier: Option<&Verifier>,
+    video: &VideoId,
+    token: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(verifier) = verifier else {
         return Ok(());
     };
     let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
-    let claims = key
+    let claims = verifier
         .verify(token)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     if !claims.allows_video(video.as_str()) {
@@ -88,11 +95,7 @@ impl Events {
         let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
         let shared = &self.shared;
-        authorize(
-            shared.config.jwt_secret.as_ref(),
-            &video,
-            query.token.as_deref(),
-        )?;
+        authorize(self.verifier.as_ref(), &video, query.token.as_deref())?;
         // The header (sent by EventSource on its own reconnects) wins over the query
         // parameter, which may be stale.
         let raw_cursor = match last_event_id {

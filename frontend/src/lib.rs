@@ -43,6 +43,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("invalid --region/--regions: {0}")]
     Regions(live_proto::InvalidInput),
+    #[error("invalid --jwt-jwks: {0}")]
+    Jwks(#[from] live_common::jwt::JwksError),
 }
 
 /// Runs a frontend on `listener` until `shutdown` resolves; then stops accepting viewers
@@ -56,6 +58,10 @@ pub async fn run(
     live_common::telemetry::prometheus();
     let regions =
         live_proto::Regions::new(&config.region, &config.regions).map_err(Error::Regions)?;
+    let verifier = live_common::jwt::Verifier::new(config.verifier_options())?;
+    if let Some(v) = &verifier {
+        v.watch();
+    }
     let node_id = format!(
         "{}-{}-{:06x}",
         config.region,
@@ -83,6 +89,7 @@ pub async fn run(
     let events = http::Events {
         shared: shared.clone(),
         stopping,
+        verifier,
     };
     let app = http::router(events.clone()).merge(live_common::ops::router(client.clone()));
     let addr = listener.local_addr()?;

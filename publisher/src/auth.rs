@@ -1,9 +1,10 @@
-//! Who a request acts as. With `--jwt-secret` the caller is the verified token's `sub`,
+//! Who a request acts as. With `--jwt-secret` or `--jwt-jwks` the caller is the verified
+//! token's `sub`,
 //! and a `user` given in the request must be that same user; without it (dev), the
 //! request's `user` is taken as is. Both edges (HTTP and NATS ingest) ask this module.
 
 use live_common::ApiError;
-use live_common::jwt::Key;
+use live_common::jwt::{Key, Verifier};
 use live_proto::UserId;
 
 /// Why a request may not act as the user it names.
@@ -41,10 +42,10 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// The verifier of `--jwt-secret`, or none (auth off).
+/// The verifier of `--jwt-secret` / `--jwt-jwks`, or none (auth off).
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    key: Option<Key>,
+    verifier: Option<Verifier>,
 }
 
 /// Who is calling, known before the request body is read.
@@ -57,21 +58,26 @@ pub enum Caller {
 }
 
 impl Auth {
+    /// HS256 with `key` (tests), or auth off.
     pub fn new(key: Option<Key>) -> Self {
-        Self { key }
+        Self::with_verifier(key.map(Verifier::from_secret))
+    }
+
+    pub fn with_verifier(verifier: Option<Verifier>) -> Self {
+        Self { verifier }
     }
 
     pub fn is_on(&self) -> bool {
-        self.key.is_some()
+        self.verifier.is_some()
     }
 
     /// Checks `token` (absent: `None`) when auth is on; anyone may call when it is off.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
-        let Some(key) = &self.key else {
+        let Some(verifier) = &self.verifier else {
             return Ok(Caller::Anyone);
         };
         let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
-        let claims = key
+        let claims = verifier
             .verify(token)
             .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
         let sub = claims
@@ -91,11 +97,11 @@ impl Auth {
     /// `"moderator"` (401 without a valid token, 403 without the role). Returns the
     /// moderator (the token's `sub`, if any); with auth off, anyone may (dev).
     pub fn moderator(&self, token: Option<&str>) -> Result<Option<UserId>, AuthError> {
-        let Some(key) = &self.key else {
+        let Some(verifier) = &self.verifier else {
             return Ok(None);
         };
         let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
-        let claims = key
+        let claims = verifier
             .verify(token)
             .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
         if claims.role.as_deref() != Some(MODERATOR) {

@@ -47,6 +47,8 @@ pub enum Error {
     Cors(String),
     #[error("invalid --region/--regions: {0}")]
     Regions(live_proto::InvalidInput),
+    #[error("invalid --jwt-jwks: {0}")]
+    Jwks(#[from] live_common::jwt::JwksError),
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -78,15 +80,18 @@ pub async fn run(
     let limiter = |rate: f64, burst: f64| {
         (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
     };
-    match &config.jwt_secret {
-        None => tracing::warn!("no --jwt-secret: likes and comments are NOT authenticated"),
-        Some(key) if key.len() < 32 => {
-            tracing::warn!("--jwt-secret is shorter than 32 bytes; use a long random secret")
-        }
-        Some(_) => {}
+    let verifier = live_common::jwt::Verifier::new(config.verifier_options())?;
+    match &verifier {
+        None => tracing::warn!(
+            "no --jwt-secret or --jwt-jwks: likes and comments are NOT authenticated"
+        ),
+        Some(v) => v.watch(),
+    }
+    if config.jwt_secret.as_ref().is_some_and(|k| k.len() < 32) {
+        tracing::warn!("--jwt-secret is shorter than 32 bytes; use a long random secret");
     }
     let service = Arc::new(service::Service {
-        auth: auth::Auth::new(config.jwt_secret.clone()),
+        auth: auth::Auth::with_verifier(verifier),
         comments: comments::CommentStore::new(js, regions.clone()),
         like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(client.clone(), regions.own().clone(), config.like_window),
