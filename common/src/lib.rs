@@ -1,6 +1,7 @@
 //! What every service of the platform shares.
 //!
 //! # Layout
+//! - [`conn`]: connection limits for the HTTP servers (cap, head timeout).
 //! - [`direct`]: batched JetStream direct gets (reads without a consumer).
 //! - [`duration`]: parsing of durations given as flags ("5ms", "24h").
 //! - [`nats`]: command-line options for the NATS connection (URLs, credentials) and a
@@ -12,6 +13,7 @@
 //! - [`jwt`]: JSON Web Tokens (`--jwt-secret` HS256, `--jwt-jwks` RS256/ES256/EdDSA by
 //!   `kid` with reloads, issuer and audience), verified with `jsonwebtoken`.
 
+pub mod conn;
 pub mod direct;
 pub mod duration;
 pub mod error;

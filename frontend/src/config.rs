@@ -110,6 +110,16 @@ pub struct Config {
     /// Public URL of the publisher, used by the demo page to post likes and comments.
     #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]
     pub publisher_url: String,
+
+    /// Open connections at most (below the process's open-files limit); beyond it a
+    /// connection is answered 503 with Retry-After and closed.
+    #[arg(long, default_value_t = live_common::conn::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a whole request head (also the longest idle time of a
+    /// keep-alive connection between requests). For tests; the default is the contract.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, hide = true)]
+    pub head_timeout: Duration,
 }
 
 impl Config {

@@ -97,6 +97,8 @@ pub async fn run(
     let options = server::SocketOptions {
         write_timeout: shared.config.write_timeout,
         send_buffer: shared.config.send_buffer,
+        head_timeout: shared.config.head_timeout,
+        max_connections: shared.config.max_connections,
     };
     server::serve(listener, app, events, options, stopping_tx, async move {
         shutdown.await;

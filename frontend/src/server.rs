@@ -9,6 +9,12 @@
 //! Every accepted socket gets `TCP_NODELAY` and a bounded kernel send buffer; a socket
 //! that accepts no bytes for `--write-timeout` (a dead peer, a half-open connection, a
 //! client that never reads) is closed, which ends its stream and frees its place.
+//!
+//! Nobody holds a socket for free: at most `--max-connections` are open (beyond it a
+//! `503` JSON answer with `Retry-After`), and a client must send its whole first request
+//! head within `--head-timeout` (10 s) of connecting, however it trickles the bytes;
+//! hyper's timer applies the same bound to every later request head on a keep-alive
+//! connection and to the idle time between them (see [`live_common::conn`]).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -22,15 +28,14 @@ use hyper_util::service::TowerToHyperService;
 use live_common::ApiError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_io_timeout::TimeoutStream;
+use tokio_util::task::TaskTracker;
 
 use crate::http::Events;
 
 /// Longest request head read before handing the connection to hyper (which answers 431).
 const MAX_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most frames written with one `writev`.
 const MAX_BATCH: usize = 64;
 
@@ -46,6 +51,10 @@ pub struct SocketOptions {
     pub write_timeout: Duration,
     /// Kernel send buffer in bytes; 0 keeps the kernel's autotuning.
     pub send_buffer: usize,
+    /// Time a client has to send a whole request head.
+    pub head_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
 }
 
 /// Serves `listener` until `shutdown` resolves; then stops accepting, sets `stopping`
@@ -58,8 +67,8 @@ pub async fn serve(
     stopping: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
-    // Each connection holds a clone of `done_tx`; all dropped = all connections ended.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let connections = TaskTracker::new();
+    let gate = live_common::conn::Gate::new(options.max_connections);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -76,19 +85,22 @@ pub async fn serve(
                 }
             },
         };
-        let (router, events, done) = (router.clone(), events.clone(), done_tx.clone());
-        tokio::spawn(async move {
+        let Some((tcp, place)) = gate.admit(tcp) else {
+            continue;
+        };
+        let (router, events) = (router.clone(), events.clone());
+        connections.spawn(async move {
             if let Err(e) = connection(tcp, router, events, options).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
-            drop(done);
+            drop(place);
         });
     }
     drop(listener);
     let _ = stopping.send(true);
     events.shared.drain_all();
-    drop(done_tx);
-    let _ = done_rx.recv().await;
+    connections.close();
+    connections.wait().await;
     Ok(())
 }
 
@@ -102,7 +114,16 @@ async fn connection(
     if options.send_buffer > 0 {
         socket2::SockRef::from(&tcp).set_send_buffer_size(options.send_buffer)?;
     }
-    let Some((head, complete)) = read_head(&mut tcp).await? else {
+    // The whole head within the timeout, not each read: a byte every few seconds does
+    // not keep the socket.
+    let head = match tokio::time::timeout(options.head_timeout, read_head(&mut tcp)).await {
+        Ok(head) => head?,
+        Err(_) => {
+            metrics::counter!("frontend_head_timeouts_total").increment(1);
+            None
+        }
+    };
+    let Some((head, complete)) = head else {
         return Ok(());
     };
     // Boxed: this task stays small while the stream runs.
@@ -114,15 +135,11 @@ async fn connection(
 }
 
 /// Reads until the request head is complete (`true`), unparsable or too long (`false`);
-/// `None` if the client left or took too long.
+/// `None` if the client left.
 async fn read_head(tcp: &mut TcpStream) -> io::Result<Option<(BytesMut, bool)>> {
     let mut head = BytesMut::with_capacity(512);
     while head.len() < MAX_HEAD {
-        let n = match tokio::time::timeout(HEAD_TIMEOUT, tcp.read_buf(&mut head)).await {
-            Ok(n) => n?,
-            Err(_) => return Ok(None),
-        };
-        if n == 0 {
+        if tcp.read_buf(&mut head).await? == 0 {
             return Ok(None);
         }
         match head_length(&head) {
@@ -163,7 +180,7 @@ async fn through_hyper(
         inner: Box::pin(io),
     });
     let mut stopping = events.stopping.clone();
-    let conn = hyper::server::conn::http1::Builder::new()
+    let conn = live_common::conn::http1(options.head_timeout)
         .serve_connection(io, TowerToHyperService::new(router));
     tokio::pin!(conn);
     tokio::select! {

@@ -31,6 +31,8 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method, header};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
@@ -124,12 +126,8 @@ pub async fn run(
         .layer(cors(&config.cors_origin)?)
         .layer(tower_http::catch_panic::CatchPanicLayer::new());
     tracing::info!(addr = %listener.local_addr()?, region = %config.region, "publisher listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    serve(listener, app, &config, shutdown).await;
+    let _ = stop_tx.send(true);
     match ingest.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.into()),
@@ -140,6 +138,66 @@ pub async fn run(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("publisher stopped");
     Ok(())
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, then answers the requests in
+/// flight and returns once every connection has closed. Connections are capped
+/// (`--max-connections`) and must send a whole request head within `--head-timeout`
+/// (see [`live_common::conn`]).
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) {
+    let gate = live_common::conn::Gate::new(config.max_connections);
+    let http = live_common::conn::http1(config.head_timeout);
+    let stopping = CancellationToken::new();
+    let connections = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    metrics::counter!("publisher_accept_errors_total").increment(1);
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some((tcp, place)) = gate.admit(tcp) else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = http.serve_connection(
+            hyper_util::rt::TokioIo::new(tcp),
+            hyper_util::service::TowerToHyperService::new(app.clone()),
+        );
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopping.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(place);
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    connections.close();
+    connections.wait().await;
 }
 
 fn cors(origin: &str) -> Result<CorsLayer, Error> {
