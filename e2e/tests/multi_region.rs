@@ -659,7 +659,27 @@ async fn moderation_in_one_region_holds_in_the_other() {
             .await;
     }
     // Resuming from before it, in either region (the rings, then fresh rooms reading
-    // the streams and mirrors).
+    // the streams and mirrors), once each region's mirror of the other has what the
+    // other stored: east's two comments, west's comment and the tombstone. (Within a
+    // mirror's lag a fresh room in east does not know west's tombstone yet; its remote
+    // check then sends `comment_deleted` within 5 s.)
+    for (here, mirror) in [
+        ("east", "COMMENTS_west_east"),
+        ("west", "COMMENTS_east_west"),
+    ] {
+        let nats = async_nats::connect(sc.region(here).nodes[0].url())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(nats);
+        let mirrored = e2e::eventually_async(T, || async {
+            match js.get_stream(mirror).await {
+                Ok(mut s) => s.info().await.is_ok_and(|i| i.state.messages >= 2),
+                Err(_) => false,
+            }
+        })
+        .await;
+        assert!(mirrored, "{mirror} did not catch up");
+    }
     let cursor = in_east
         .comments()
         .into_iter()
