@@ -495,9 +495,17 @@ impl Verifier {
         if inner.audience.is_some() {
             validation.required_spec_claims.insert("aud".into());
         }
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map(|data| data.claims)
-            .map_err(claims_error)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(claims_error)?
+            .claims;
+        // RFC 7519 §4.1.4: not accepted *on or after* exp; the crate accepts exp == now.
+        if claims
+            .exp
+            .is_none_or(|exp| exp <= jsonwebtoken::get_current_timestamp())
+        {
+            return Err(JwtError::Expired);
+        }
+        Ok(claims)
     }
 }
 

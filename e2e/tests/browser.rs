@@ -215,3 +215,76 @@ async fn live_page_in_headless_chromium() {
     browser.quit().await;
     drop(fe_process);
 }
+
+/// With `--dev-tokens` the page gets its own short-lived token, and when a stream ends
+/// with `expired` it gets a fresh one and resumes with the last id it saw: comments
+/// posted across several expiries all show, once each, in order.
+#[tokio::test]
+async fn live_page_renews_its_token_when_the_stream_expires() {
+    let tools = match Tools::find() {
+        Ok(t) => t,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("CI is set: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED browser test: {why}");
+            return;
+        }
+    };
+    const SECRET: &str = "browser-secret-0123456789abcdef0123456789";
+    const RENEW: &str = "renew";
+    let nats = NatsServer::start();
+    let publisher = publisher(&nats, |_| {}).await;
+    let (_fe_process, fe) = frontend_process(
+        &nats.url(),
+        &[
+            "--publisher-url",
+            &publisher.url,
+            "--jwt-secret",
+            SECRET,
+            "--dev-tokens",
+            "--dev-token-ttl",
+            "2s",
+        ],
+    )
+    .await;
+    let browser = Browser::start(&tools, 1280, 800).await;
+    browser.goto(&format!("{}/?video={RENEW}", fe.url)).await;
+    wait_for(&browser, "the page to go live", |p| p["conn"] == "live").await;
+
+    // 24 comments over ~4 s: the 2 s tokens expire twice meanwhile.
+    let mut posted = Vec::new();
+    for i in 0..24 {
+        let text = format!("renewal {i}");
+        comment(&publisher, RENEW, &format!("poster{i}"), &text).await;
+        posted.push(text);
+        tokio::time::sleep(Duration::from_millis(170)).await;
+    }
+    wait_for(&browser, "every comment", |p| {
+        texts(p).len() >= posted.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = page(&browser).await;
+    assert_eq!(texts(&p), posted, "once each, in order: {p:#}");
+    assert_eq!(p["error"], "", "{p:#}");
+
+    let metrics = reqwest::get(format!("{}/metrics", fe.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expired: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("frontend_streams_expired_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(expired >= 1.0, "no stream expired: {metrics}");
+    eprintln!("{expired} streams expired and were renewed by the page");
+    let console = browser.console().await;
+    let script_errors: Vec<_> = console.iter().filter(|l| l.starts_with("SEVERE")).collect();
+    assert!(
+        script_errors.is_empty(),
+        "errors in the browser console: {script_errors:#?}"
+    );
+    browser.quit().await;
+}

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use live_common::cli::{self, ConfigError};
+use live_common::cors::Origins;
 use live_common::duration::parse as parse_duration;
 use live_common::nats::NatsArgs;
 
@@ -10,6 +12,7 @@ use live_common::nats::NatsArgs;
 #[command(
     name = "frontend",
     version,
+    allow_negative_numbers = true,
     about = "Holds viewers' SSE connections; subscribes to NATS once per live video"
 )]
 pub struct Config {
@@ -107,6 +110,12 @@ pub struct Config {
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub presence_ttl: Duration,
 
+    /// Origins of pages that may open streams and call this frontend from a browser
+    /// (CORS), comma separated (`https://www.example.com,https://app.example.com`:
+    /// echoed, credentials allowed); "*" for any origin (no credentials). Unset: none.
+    #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
     /// Public URL of the publisher, used by the demo page to post likes and comments.
     #[arg(long, env = "PUBLISHER_URL", default_value = "http://127.0.0.1:8081")]
     pub publisher_url: String,
@@ -120,6 +129,17 @@ pub struct Config {
     /// keep-alive connection between requests). For tests; the default is the contract.
     #[arg(long, default_value = "10s", value_parser = parse_duration, hide = true)]
     pub head_timeout: Duration,
+
+    /// Development only: serve `GET /v1/dev/token?video=V&user=U`, which mints a viewer
+    /// and poster token (`sub` U, `videos` [V], no role) signed with --jwt-secret, so the
+    /// live page can renew its token when a stream expires. Anyone who can reach the
+    /// endpoint gets a token: refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub dev_tokens: bool,
+
+    /// Lifetime of a token minted by --dev-tokens.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub dev_token_ttl: Duration,
 }
 
 impl Config {
@@ -131,6 +151,63 @@ impl Config {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
         }
+    }
+
+    /// Checks every value before anything starts (a bad one exits 64 naming its flag).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        cli::regions(&self.region, &self.regions)?;
+        cli::jwt(&self.verifier_options())?;
+        cli::positive("like-interval", self.like_interval)?;
+        cli::positive("heartbeat", self.heartbeat)?;
+        cli::positive("retry", self.retry)?;
+        cli::positive("write-timeout", self.write_timeout)?;
+        cli::at_least("presence-ttl", self.presence_ttl, Duration::from_secs(1))?;
+        if self.viewer_queue == 0 {
+            return Err(ConfigError::new("viewer-queue", "must be at least 1"));
+        }
+        if self.max_replay == 0 {
+            return Err(ConfigError::new("max-replay", "must be at least 1"));
+        }
+        if self.js_domain.as_deref().is_some_and(|d| {
+            d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }) {
+            return Err(ConfigError::new(
+                "js-domain",
+                "must be a name of [A-Za-z0-9_-]",
+            ));
+        }
+        if self.dev_tokens {
+            if self.jwt_secret.is_none() {
+                return Err(ConfigError::new(
+                    "dev-tokens",
+                    "needs --jwt-secret (the tokens are signed with it)",
+                ));
+            }
+            if !self.listen.ip().is_loopback() {
+                return Err(ConfigError::new(
+                    "dev-tokens",
+                    format!(
+                        "anyone reaching {} could mint tokens: only with a loopback --listen",
+                        self.listen
+                    ),
+                ));
+            }
+            cli::positive("dev-token-ttl", self.dev_token_ttl)?;
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new("max-connections", "must be at least 1"));
+        }
+        cli::positive("head-timeout", self.head_timeout)?;
+        self.cors()?;
+        Ok(())
+    }
+
+    /// The parsed `--cors-origin`.
+    pub fn cors(&self) -> Result<Origins, ConfigError> {
+        Origins::parse(&self.cors_origin).map_err(|e| ConfigError::new("cors-origin", e))
     }
 
     /// A configuration for tests: the given NATS URL, defaults elsewhere.

@@ -32,6 +32,8 @@ pub struct Events {
     pub stopping: watch::Receiver<bool>,
     /// `--jwt-secret` / `--jwt-jwks`; `None`: anyone may watch.
     pub verifier: Option<Verifier>,
+    /// `--cors-origin`: pages of these origins may read the streams.
+    pub cors: live_common::cors::Origins,
 }
 
 #[derive(Clone)]
@@ -41,18 +43,62 @@ struct AppState {
 }
 
 pub fn router(events: Events) -> Router {
-    let page = PAGE.replace("__PUBLISHER_URL__", &events.shared.config.publisher_url);
-    Router::new()
+    let config = &events.shared.config;
+    let dev_tokens = config.dev_tokens && config.jwt_secret.is_some();
+    let page = PAGE
+        .replace("__PUBLISHER_URL__", &config.publisher_url)
+        .replace(
+            "__TOKEN_URL__",
+            if dev_tokens { "/v1/dev/token" } else { "" },
+        );
+    let mut router = Router::new()
         .route("/", get(page_handler))
-        .route("/v1/videos/{video}/events", get(events_route))
-        .with_state(AppState {
-            events,
-            page: page.into(),
-        })
+        .route("/v1/videos/{video}/events", get(events_route));
+    if dev_tokens {
+        router = router.route("/v1/dev/token", get(dev_token));
+    }
+    router.with_state(AppState {
+        events,
+        page: page.into(),
+    })
 }
 
 async fn page_handler(State(state): State<AppState>) -> Html<String> {
     Html(state.page.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevTokenQuery {
+    video: String,
+    user: String,
+}
+
+/// `--dev-tokens`: a token for `user` to watch (and post on) `video`, for the demo page.
+async fn dev_token(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query: DevTokenQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|_| ApiError::BadRequest("expected ?video=ID&user=ID".into()))?;
+    let video = VideoId::parse(&query.video).map_err(|e| ApiError::BadRequest(e.0))?;
+    let user = live_proto::UserId::parse(&query.user).map_err(|e| ApiError::BadRequest(e.0))?;
+    let config = &state.events.shared.config;
+    let key = config.jwt_secret.as_ref().ok_or(ApiError::NotFound)?;
+    let exp = u64::try_from(live_proto::now_ms() / 1000).unwrap_or(0)
+        + config.dev_token_ttl.as_secs().max(1);
+    let token = key.sign(&live_common::jwt::Claims {
+        sub: Some(user.as_str().into()),
+        exp: Some(exp),
+        videos: Some(vec![video.as_str().into()]),
+        ..Default::default()
+    });
+    let mut response =
+        axum::Json(serde_json::json!({ "token": token, "exp": exp })).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -61,14 +107,15 @@ struct EventsQuery {
     token: Option<String>,
 }
 
-/// With auth on: the token must be valid (401) and list the video (403).
+/// With auth on: the token must be valid (401) and list the video (403). Returns the
+/// token's `exp`, when the stream must end (`None`: auth off).
 fn authorize(
     verifier: Option<&Verifier>,
     video: &VideoId,
     token: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<Option<u64>, ApiError> {
     let Some(verifier) = verifier else {
-        return Ok(());
+        return Ok(None);
     };
     let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
     let claims = verifier
@@ -79,7 +126,7 @@ fn authorize(
             "token does not allow this video".into(),
         ));
     }
-    Ok(())
+    Ok(claims.exp)
 }
 
 impl Events {
@@ -95,7 +142,7 @@ impl Events {
         let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
         let shared = &self.shared;
-        authorize(self.verifier.as_ref(), &video, query.token.as_deref())?;
+        let expires = authorize(self.verifier.as_ref(), &video, query.token.as_deref())?;
         // The header (sent by EventSource on its own reconnects) wins over the query
         // parameter, which may be stale.
         let raw_cursor = match last_event_id {
@@ -123,12 +170,16 @@ impl Events {
             retry_after_secs: 5,
         })?;
         let draining = *self.stopping.borrow();
-        Viewer::open(membership, cursor, draining)
+        let mut viewer = Viewer::open(membership, cursor, draining)
             .await
             .map_err(|e| ApiError::Unavailable {
                 message: e.to_string(),
                 retry_after_secs: 1,
-            })
+            })?;
+        if let Some(exp) = expires {
+            viewer.expire_at(exp);
+        }
+        Ok(viewer)
     }
 }
 

@@ -29,6 +29,7 @@ pub mod viewer;
 
 use std::future::Future;
 
+use axum::http::{HeaderName, Method, header};
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -45,6 +46,8 @@ pub enum Error {
     Regions(live_proto::InvalidInput),
     #[error("invalid --jwt-jwks: {0}")]
     Jwks(#[from] live_common::jwt::JwksError),
+    #[error(transparent)]
+    Config(#[from] live_common::cli::ConfigError),
 }
 
 /// Runs a frontend on `listener` until `shutdown` resolves; then stops accepting viewers
@@ -55,6 +58,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    config.validate()?;
     live_common::telemetry::prometheus();
     let regions =
         live_proto::Regions::new(&config.region, &config.regions).map_err(Error::Regions)?;
@@ -90,8 +94,19 @@ pub async fn run(
         shared: shared.clone(),
         stopping,
         verifier,
+        cors: shared.config.cors()?,
     };
     let app = http::router(events.clone()).merge(live_common::ops::router(client.clone()));
+    // The same origins as the fast path, for the page, preflights and every other route.
+    let app = events.cors.apply(
+        app,
+        &[Method::GET, Method::POST, Method::DELETE],
+        &[
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("last-event-id"),
+        ],
+    );
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %node_id, "frontend listening");
     let options = server::SocketOptions {

@@ -39,11 +39,12 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Most frames written with one `writev`.
 const MAX_BATCH: usize = 64;
 
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+/// The stream's answer head, up to the CORS lines (if any) and the final empty line.
+const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\n\
 Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\n";
+Connection: close\r\n";
 
 /// Socket settings for every accepted connection.
 #[derive(Clone, Copy)]
@@ -197,6 +198,7 @@ struct ViewerRequest<'a> {
     video: &'a str,
     query: Option<&'a str>,
     last_event_id: Option<&'a [u8]>,
+    origin: Option<&'a [u8]>,
 }
 
 impl<'a> ViewerRequest<'a> {
@@ -215,6 +217,7 @@ impl<'a> ViewerRequest<'a> {
         };
         let video = path.strip_prefix("/v1/videos/")?.strip_suffix("/events")?;
         let mut last_event_id = None;
+        let mut origin = None;
         for h in request.headers.iter() {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length")
@@ -225,11 +228,15 @@ impl<'a> ViewerRequest<'a> {
             if name.eq_ignore_ascii_case("last-event-id") {
                 last_event_id = Some(h.value);
             }
+            if name.eq_ignore_ascii_case("origin") {
+                origin = Some(h.value);
+            }
         }
         Some(ViewerRequest {
             video,
             query,
             last_event_id,
+            origin,
         })
     }
 }
@@ -243,18 +250,34 @@ async fn stream(
     options: SocketOptions,
 ) -> io::Result<()> {
     let (mut reader, mut writer) = tcp.into_split();
-    let opened = match ViewerRequest::parse(&head) {
+    let (opened, cors) = match ViewerRequest::parse(&head) {
         // Boxed: opening (checks, JetStream replay) needs a large future, only briefly.
-        Some(r) => Box::pin(events.open(r.video, r.query, r.last_event_id)).await,
-        None => Err(ApiError::BadRequest("malformed request".into())),
+        Some(r) => (
+            Box::pin(events.open(r.video, r.query, r.last_event_id)).await,
+            events.cors.head_lines(r.origin),
+        ),
+        None => (
+            Err(ApiError::BadRequest("malformed request".into())),
+            String::new(),
+        ),
     };
     drop(head);
     let mut viewer = match opened {
         Ok(viewer) => viewer,
-        Err(e) => return write_error(&mut writer, e, options.write_timeout).await,
+        Err(e) => return write_error(&mut writer, e, &cors, options.write_timeout).await,
     };
     let timeout = options.write_timeout;
-    write_with_timeout(&mut writer, &[Bytes::from_static(SSE_HEAD)], timeout).await?;
+    let head = if cors.is_empty() {
+        Bytes::from_static(b"")
+    } else {
+        Bytes::from(cors)
+    };
+    let bufs = [
+        Bytes::from_static(SSE_HEAD.as_bytes()),
+        head,
+        Bytes::from_static(b"\r\n"),
+    ];
+    write_with_timeout(&mut writer, &bufs, timeout).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];
     loop {
@@ -332,6 +355,7 @@ async fn write_all_vectored(
 async fn write_error(
     writer: &mut (impl AsyncWrite + Unpin),
     error: ApiError,
+    cors: &str,
     timeout: Duration,
 ) -> io::Result<()> {
     let status = error.status();
@@ -345,6 +369,7 @@ async fn write_error(
     if let Some(secs) = error.retry_after_secs() {
         head.push_str(&format!("Retry-After: {secs}\r\n"));
     }
+    head.push_str(cors);
     head.push_str("\r\n");
     let bufs = [Bytes::from(head), Bytes::from(body)];
     write_with_timeout(writer, &bufs, timeout).await?;
@@ -416,6 +441,12 @@ mod tests {
         assert_eq!(r.video, "abc");
         assert_eq!(r.query, Some("last_event_id=4&token=t"));
         assert_eq!(r.last_event_id, Some(&b"7"[..]));
+        assert_eq!(r.origin, None);
+        let r = ViewerRequest::parse(
+            b"GET /v1/videos/abc/events HTTP/1.1\r\nOrigin: https://a.example\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.origin, Some(&b"https://a.example"[..]));
     }
 
     #[test]

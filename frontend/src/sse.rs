@@ -153,6 +153,12 @@ pub fn prelude(retry_ms: u64, likes: u64, viewers: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// `expired`: the viewer's token expired; the stream ends after it (the page gets a fresh
+/// token and resumes with `Last-Event-ID`).
+pub fn expired(reason: &str) -> Bytes {
+    event("expired", None, &serde_json::json!({ "reason": reason }))
+}
+
 /// `reset`: what the viewer missed cannot be replayed.
 pub fn reset(reason: &str, likes: u64, viewers: u64) -> Bytes {
     event(

@@ -1,5 +1,6 @@
 //! One viewer's event stream: `retry:` and `snapshot` first, then the comments it missed
-//! (from the room's ring or from JetStream), then live frames.
+//! (from the room's ring or from JetStream), then live frames, until the node drains, the
+//! viewer falls too far behind, or its token expires (`event: expired`, then the end).
 //!
 //! The viewer's queue is the room's bounded broadcast ring: a viewer that falls more
 //! than `--viewer-queue` frames behind is disconnected (its browser resumes with
@@ -37,6 +38,10 @@ pub struct Viewer {
     drain_at: Option<Instant>,
     /// Frames were lost to the bounded queue: the stream ends (the client resumes).
     lagged: bool,
+    /// When the viewer's token expires: `expired` is sent then, and the stream ends.
+    expires_at: Option<Instant>,
+    /// `expired` was handed out: nothing more.
+    ended: bool,
     /// Acceptance time of the oldest frame handed out since the last latency sample.
     oldest_ms: i64,
     _membership: Membership,
@@ -99,6 +104,8 @@ impl Viewer {
             drain: config.drain,
             drain_at: None,
             lagged: false,
+            expires_at: None,
+            ended: false,
             oldest_ms: 0,
             _membership: membership,
         };
@@ -118,8 +125,19 @@ impl Viewer {
         }
     }
 
+    /// Ends the stream with `event: expired` at `exp` (the token's, seconds since the
+    /// UNIX epoch); an `exp` too far ahead to represent is no limit.
+    pub fn expire_at(&mut self, exp: u64) {
+        let now_ms = u64::try_from(live_proto::now_ms()).unwrap_or(0);
+        let left = Duration::from_millis(exp.saturating_mul(1000).saturating_sub(now_ms));
+        self.expires_at = Instant::now().checked_add(left);
+    }
+
     /// The next bytes to write, `None` to end the stream.
     pub async fn next(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
         if let Some(b) = self.prelude.pop_front() {
             return Some(b);
         }
@@ -127,12 +145,17 @@ impl Viewer {
             return None;
         }
         loop {
-            // One wait per frame: the room's broadcast (and the drain deadline, if any).
-            let received = match self.drain_at {
+            // One wait per frame: the room's broadcast (and the drain or expiry deadline,
+            // whichever comes first, if any).
+            let deadline = match (self.drain_at, self.expires_at) {
+                (Some(d), Some(e)) => Some(d.min(e)),
+                (d, e) => d.or(e),
+            };
+            let received = match deadline {
                 None => self.feed.recv().await,
                 Some(at) => tokio::select! {
                     biased;
-                    _ = tokio::time::sleep_until(at) => return None,
+                    _ = tokio::time::sleep_until(at) => return self.deadline_passed(),
                     r = self.feed.recv() => r,
                 },
             };
@@ -151,6 +174,18 @@ impl Viewer {
         }
     }
 
+    /// The drain or expiry deadline passed: the stream ends, with `expired` first if the
+    /// token expired.
+    fn deadline_passed(&mut self) -> Option<Bytes> {
+        self.ended = true;
+        let expired = self.expires_at.is_some_and(|e| e <= Instant::now());
+        if !expired {
+            return None;
+        }
+        metrics::counter!("frontend_streams_expired_total").increment(1);
+        Some(sse::expired("token expired"))
+    }
+
     /// Waits for the next bytes to write, then adds whatever else is already queued, up
     /// to `max` frames, so they go out with one `writev`. `false` ends the stream.
     pub async fn next_batch(&mut self, out: &mut Vec<Bytes>, max: usize) -> bool {
@@ -158,7 +193,7 @@ impl Viewer {
             return false;
         };
         out.push(first);
-        while out.len() < max {
+        while out.len() < max && !self.ended {
             if let Some(b) = self.prelude.pop_front() {
                 out.push(b);
                 continue;

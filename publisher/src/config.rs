@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use live_common::cli::{self, ConfigError};
+use live_common::cors::Origins;
 use live_common::duration::parse as parse_duration;
 use live_common::jwt::Key;
 use live_common::nats::NatsArgs;
@@ -11,6 +13,7 @@ use live_common::nats::NatsArgs;
 #[command(
     name = "publisher",
     version,
+    allow_negative_numbers = true,
     about = "Likes/comments backend: validates, stores durably in JetStream, publishes"
 )]
 pub struct Config {
@@ -81,9 +84,11 @@ pub struct Config {
     #[arg(long)]
     pub no_rate_limit: bool,
 
-    /// Origin allowed to POST from a browser (CORS), "*" for any.
-    #[arg(long, env = "CORS_ORIGIN", default_value = "*")]
-    pub cors_origin: String,
+    /// Origins of pages that may call the publisher from a browser (CORS), comma
+    /// separated (`https://www.example.com,https://app.example.com`: echoed, credentials
+    /// allowed); "*" for any origin (no credentials); empty for none.
+    #[arg(long, env = "CORS_ORIGIN", value_delimiter = ',', default_value = "*")]
+    pub cors_origin: Vec<String>,
 
     /// Open connections at most (below the process's open-files limit); beyond it a
     /// connection is answered 503 with Retry-After and closed.
@@ -105,6 +110,27 @@ impl Config {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
         }
+    }
+
+    /// Checks every value before anything starts (a bad one exits 64 naming its flag).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        cli::regions(&self.region, &self.regions)?;
+        cli::jwt(&self.verifier_options())?;
+        cli::positive("comment-retention", self.comment_retention)?;
+        cli::count_at_least("comments-per-video", self.comments_per_video, 1)?;
+        cli::rate("likes-per-sec", self.likes_per_sec)?;
+        cli::rate("comments-per-sec", self.comments_per_sec)?;
+        if self.max_connections == 0 {
+            return Err(ConfigError::new("max-connections", "must be at least 1"));
+        }
+        cli::positive("head-timeout", self.head_timeout)?;
+        self.cors()?;
+        Ok(())
+    }
+
+    /// The parsed `--cors-origin`.
+    pub fn cors(&self) -> Result<Origins, ConfigError> {
+        Origins::parse(&self.cors_origin).map_err(|e| ConfigError::new("cors-origin", e))
     }
 
     /// A configuration for tests: the given NATS URL, defaults elsewhere.

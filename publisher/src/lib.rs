@@ -29,11 +29,10 @@ pub mod streams;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, Method, header};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 
@@ -45,8 +44,8 @@ pub enum Error {
     Streams(#[from] streams::StreamSetupError),
     #[error("cannot subscribe to the ingest subjects: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
-    #[error("invalid --cors-origin: {0}")]
-    Cors(String),
+    #[error(transparent)]
+    Config(#[from] live_common::cli::ConfigError),
     #[error("invalid --region/--regions: {0}")]
     Regions(live_proto::InvalidInput),
     #[error("invalid --jwt-jwks: {0}")]
@@ -62,6 +61,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    config.validate()?;
     live_common::telemetry::prometheus();
     let regions =
         live_proto::Regions::new(&config.region, &config.regions).map_err(Error::Regions)?;
@@ -121,10 +121,8 @@ pub async fn run(
         })
     };
 
-    let app = http::router(service)
-        .merge(live_common::ops::router(client.clone()))
-        .layer(cors(&config.cors_origin)?)
-        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    let app = http::router(service).merge(live_common::ops::router(client.clone()));
+    let app = cors(&config.cors()?, app).layer(tower_http::catch_panic::CatchPanicLayer::new());
     tracing::info!(addr = %listener.local_addr()?, region = %config.region, "publisher listening");
     serve(listener, app, &config, shutdown).await;
     let _ = stop_tx.send(true);
@@ -200,18 +198,15 @@ async fn serve(
     connections.wait().await;
 }
 
-fn cors(origin: &str) -> Result<CorsLayer, Error> {
-    let allow = if origin == "*" {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::exact(HeaderValue::from_str(origin).map_err(|e| Error::Cors(e.to_string()))?)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods([Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([
+/// CORS for the browser calls: likes, comments, moderation.
+fn cors(origins: &live_common::cors::Origins, app: axum::Router) -> axum::Router {
+    origins.apply(
+        app,
+        &[Method::POST, Method::PUT, Method::DELETE],
+        &[
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
-            "idempotency-key".parse().unwrap(),
-        ]))
+            HeaderName::from_static("idempotency-key"),
+        ],
+    )
 }

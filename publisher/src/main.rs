@@ -1,23 +1,31 @@
-//! The `publisher` binary: parses flags and runs [`publisher::run`] until SIGINT/SIGTERM.
+//! The `publisher` binary: parses and validates flags (a bad value exits 64 before any port
+//! is bound), then runs [`publisher::run`] until SIGINT/SIGTERM.
 
-use clap::Parser;
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
+    let config: publisher::Config = match live_common::cli::parse() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if let Err(e) = config.validate() {
+        return live_common::cli::usage_error(&e);
+    }
     live_common::telemetry::init_tracing();
-    let config = publisher::Config::parse();
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(addr = %config.listen, error = %e, "cannot listen");
-            return std::process::ExitCode::from(1);
+            eprintln!("error: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
         }
     };
     match publisher::run(listener, config, live_common::shutdown::signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "publisher failed");
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
 }

@@ -74,6 +74,7 @@ fn every_kind_of_bad_token_is_refused() {
     );
     let other_key = Key::new(b"another secret").sign(&claims("alice", later));
     let expired = key().sign(&claims("alice", now() - 1));
+    let expires_now = key().sign(&claims("alice", now()));
     let no_exp = key().sign(&Claims {
         sub: Some("alice".into()),
         ..Default::default()
@@ -104,6 +105,7 @@ fn every_kind_of_bad_token_is_refused() {
         ("payload swapped", forged_payload, JwtError::Signature),
         ("wrong key", other_key, JwtError::Signature),
         ("expired", expired, JwtError::Expired),
+        ("exp is now", expires_now, JwtError::Expired),
         ("no exp", no_exp, JwtError::NoExpiry),
         ("nbf in the future", not_yet, JwtError::NotYetValid),
         ("crit extension", crit, JwtError::Malformed("")),
