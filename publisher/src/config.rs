@@ -60,6 +60,15 @@ pub struct Config {
     #[arg(long, default_value_t = 1.0)]
     pub comments_per_sec: f64,
 
+    /// Per-video rate limit on likes, over all its users: likes per second (burst 2×).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub video_likes_per_sec: f64,
+
+    /// Per-video rate limit on comments, over all its users: comments per second (burst
+    /// 2×). More than a few hundred a second is unreadable in a live chat anyway.
+    #[arg(long, default_value_t = 200.0)]
+    pub video_comments_per_sec: f64,
+
     /// Require a JWT (HS256, signed with this secret) on every like and comment: the
     /// `Authorization: Bearer` header over HTTP, the `token` field over NATS ingest. Its
     /// `sub` is the user. Unset: no auth (development only).
@@ -80,7 +89,7 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Turn the per-user rate limits off (benchmarks).
+    /// Turn the rate limits (per user and per video) off (benchmarks).
     #[arg(long)]
     pub no_rate_limit: bool,
 
@@ -120,6 +129,8 @@ impl Config {
         cli::count_at_least("comments-per-video", self.comments_per_video, 1)?;
         cli::rate("likes-per-sec", self.likes_per_sec)?;
         cli::rate("comments-per-sec", self.comments_per_sec)?;
+        cli::rate("video-likes-per-sec", self.video_likes_per_sec)?;
+        cli::rate("video-comments-per-sec", self.video_comments_per_sec)?;
         if self.max_connections == 0 {
             return Err(ConfigError::new("max-connections", "must be at least 1"));
         }

@@ -7,7 +7,7 @@
 //! - [`comments`]: storing a comment (its id is its stream sequence).
 //! - [`likes`]: group commit of likes into the LIKES counter stream.
 //! - [`auth`]: who a request acts as (`--jwt-secret`: the token's `sub`).
-//! - [`ratelimit`]: per-user token buckets.
+//! - [`ratelimit`]: rate limits per user and per video (`governor`).
 //! - [`moderation`]: deleting comments (tombstones), bans and slow mode.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
@@ -79,8 +79,19 @@ pub async fn run(
     // Every region's bans and slow modes are known before the first request.
     moderation.reload().await;
 
-    let limiter = |rate: f64, burst: f64| {
-        (!config.no_rate_limit).then(|| ratelimit::RateLimiter::new(rate, burst))
+    let limiter = |user: f64, user_burst: f64, video: f64| {
+        (!config.no_rate_limit).then(|| {
+            ratelimit::RateLimiter::new(
+                ratelimit::Rate {
+                    per_sec: user,
+                    burst: user * user_burst,
+                },
+                ratelimit::Rate {
+                    per_sec: video,
+                    burst: video * 2.0,
+                },
+            )
+        })
     };
     let verifier = live_common::jwt::Verifier::new(config.verifier_options())?;
     match &verifier {
@@ -97,8 +108,8 @@ pub async fn run(
         comments: comments::CommentStore::new(js, regions.clone()),
         like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(client.clone(), regions.own().clone(), config.like_window),
-        like_limit: limiter(config.likes_per_sec, config.likes_per_sec * 2.0),
-        comment_limit: limiter(config.comments_per_sec, config.comments_per_sec * 5.0),
+        like_limit: limiter(config.likes_per_sec, 2.0, config.video_likes_per_sec),
+        comment_limit: limiter(config.comments_per_sec, 5.0, config.video_comments_per_sec),
         moderation,
     });
 

@@ -1,91 +1,265 @@
-//! Per-user rate limits: a token bucket per user and action, in memory.
+//! Rate limits per user and per video, each for likes and for comments, with the
+//! `governor` crate (GCRA): a check is one compare-and-swap on the key's state in a
+//! sharded `DashMap`, so a flood of one user or of many never serialises the others
+//! behind one lock. A request must pass its user's limit first, then its video's, so a
+//! user over their own limit does not spend the video's allowance.
 //!
-//! The table is a std `Mutex<HashMap>`: the critical section is a few arithmetic
-//! operations and never awaits. Idle buckets are swept when the table grows.
+//! Memory is bounded: a task prunes, every [`PRUNE_EVERY`], the keys whose bucket is full
+//! again (`retain_recent`), i.e. users and videos idle for a burst's worth of time. Keys
+//! are validated ids (at most 64 bytes) that passed authentication, so the map holds at
+//! most the users and videos active within the last burst window and prune interval.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
 
-use live_proto::UserId;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use live_proto::{UserId, VideoId};
 
-/// Sweep idle buckets once the table holds this many users.
-const SWEEP_AT: usize = 100_000;
+/// How often idle keys are dropped.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<UserId, Bucket>>,
+/// A sustained rate (per second, more than 0) and the burst saved up beyond it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_sec: f64,
+    pub burst: f64,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+impl Rate {
+    fn quota(self) -> Quota {
+        // The configuration is validated (finite, at least one a day); the clamps only
+        // keep a absurd value representable.
+        let period = Duration::from_secs_f64((1.0 / self.per_sec).clamp(1e-9, 86_400.0 * 365.0));
+        let burst = NonZeroU32::new(self.burst.round().clamp(1.0, f64::from(u32::MAX)) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+            .allow_burst(burst)
+    }
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    User,
+    Video,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Video => "video",
+        }
+    }
+}
+
+/// Over a limit: which one, and the whole seconds (at least 1) until a request passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub scope: Scope,
+    pub retry_after_secs: u64,
+}
+
+/// The limits of one action (likes, or comments).
+pub struct RateLimiter {
+    users: Arc<DefaultKeyedRateLimiter<UserId>>,
+    videos: Arc<DefaultKeyedRateLimiter<VideoId>>,
+    clock: DefaultClock,
 }
 
 impl RateLimiter {
-    /// `rate` tokens per second, at most `burst` saved up.
-    pub fn new(rate: f64, burst: f64) -> Self {
-        Self {
-            rate,
-            burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
+    /// Limits per user and per video. Inside a tokio runtime, also starts the task that
+    /// prunes idle keys (it ends when the limiter is dropped).
+    pub fn new(per_user: Rate, per_video: Rate) -> Self {
+        let limiter = Self {
+            users: Arc::new(governor::RateLimiter::keyed(per_user.quota())),
+            videos: Arc::new(governor::RateLimiter::keyed(per_video.quota())),
+            clock: DefaultClock::default(),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            prune(Arc::downgrade(&limiter.users));
+            prune(Arc::downgrade(&limiter.videos));
+        }
+        limiter
+    }
+
+    /// Takes one request for `user` on `video`, or says which limit refused it.
+    pub fn check(&self, user: &UserId, video: &VideoId) -> Result<(), Refused> {
+        self.users
+            .check_key(user)
+            .map_err(|n| self.refused(Scope::User, n.wait_time_from(self.clock.now())))?;
+        self.videos
+            .check_key(video)
+            .map_err(|n| self.refused(Scope::Video, n.wait_time_from(self.clock.now())))
+    }
+
+    fn refused(&self, scope: Scope, wait: Duration) -> Refused {
+        Refused {
+            scope,
+            retry_after_secs: retry_after(wait),
         }
     }
 
-    /// Takes one token for `user`; `Err(seconds)` until the next one if there is none.
-    pub fn check(&self, user: &UserId) -> Result<(), u64> {
-        self.check_at(user, Instant::now())
+    /// Keys held now (users, videos).
+    pub fn len(&self) -> (usize, usize) {
+        (self.users.len(), self.videos.len())
     }
 
-    fn check_at(&self, user: &UserId, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= SWEEP_AT {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        }
-        let bucket = buckets.entry(user.clone()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.rate;
-        bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / self.rate;
-            Err(wait.ceil().max(1.0) as u64)
-        }
+    /// Drops the keys whose bucket is full again (what the pruning task does).
+    pub fn prune(&self) {
+        prune_now(&self.users);
+        prune_now(&self.videos);
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+fn retry_after(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+fn prune_now<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
+    limiter.retain_recent();
+    limiter.shrink_to_fit();
+}
+
+fn prune<K: Hash + Eq + Clone + Send + Sync + 'static>(
+    weak: std::sync::Weak<DefaultKeyedRateLimiter<K>>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(limiter) = weak.upgrade() else { break };
+            prune_now(&limiter);
+            metrics::gauge!("publisher_rate_limit_keys").set(limiter.len() as f64);
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    fn user(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn video(s: &str) -> VideoId {
+        VideoId::parse(s).unwrap()
+    }
+
+    const LOOSE: Rate = Rate {
+        per_sec: 1000.0,
+        burst: 1000.0,
+    };
 
     #[test]
-    fn burst_then_refill() {
-        let limiter = RateLimiter::new(2.0, 3.0);
-        let alice = UserId::parse("alice").unwrap();
-        let bob = UserId::parse("bob").unwrap();
-        let t0 = Instant::now();
+    fn burst_then_refused_with_a_sane_retry_after() {
+        let limiter = RateLimiter::new(
+            Rate {
+                per_sec: 2.0,
+                burst: 3.0,
+            },
+            LOOSE,
+        );
+        let (alice, bob, v) = (user("alice"), user("bob"), video("v"));
         for _ in 0..3 {
-            assert!(limiter.check_at(&alice, t0).is_ok());
+            assert!(limiter.check(&alice, &v).is_ok());
         }
-        assert_eq!(limiter.check_at(&alice, t0), Err(1));
-        assert!(limiter.check_at(&bob, t0).is_ok(), "users are independent");
-        assert!(
-            limiter
-                .check_at(&alice, t0 + Duration::from_millis(500))
-                .is_ok()
+        assert_eq!(
+            limiter.check(&alice, &v),
+            Err(Refused {
+                scope: Scope::User,
+                retry_after_secs: 1
+            })
         );
-        assert!(
-            limiter
-                .check_at(&alice, t0 + Duration::from_millis(500))
-                .is_err()
+        assert!(limiter.check(&bob, &v).is_ok(), "users are independent");
+    }
+
+    #[test]
+    fn slow_rates_answer_whole_seconds() {
+        // One a minute: the wait is ~60 s, never 0 and never absurd.
+        let limiter = RateLimiter::new(
+            Rate {
+                per_sec: 1.0 / 60.0,
+                burst: 1.0,
+            },
+            LOOSE,
         );
+        let (alice, v) = (user("alice"), video("v"));
+        assert!(limiter.check(&alice, &v).is_ok());
+        let refused = limiter.check(&alice, &v).unwrap_err();
+        assert!((59..=60).contains(&refused.retry_after_secs), "{refused:?}");
+        assert_eq!(retry_after(Duration::ZERO), 1);
+        assert_eq!(retry_after(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn a_video_has_its_own_limit_over_all_its_users() {
+        let limiter = RateLimiter::new(
+            LOOSE,
+            Rate {
+                per_sec: 1.0,
+                burst: 5.0,
+            },
+        );
+        let (hot, other) = (video("hot"), video("other"));
+        for i in 0..5 {
+            assert!(limiter.check(&user(&format!("u{i}")), &hot).is_ok());
+        }
+        let refused = limiter.check(&user("u9"), &hot).unwrap_err();
+        assert_eq!(refused.scope, Scope::Video);
+        assert!(limiter.check(&user("u9"), &other).is_ok());
+    }
+
+    #[test]
+    fn a_user_over_their_limit_does_not_spend_the_video() {
+        let limiter = RateLimiter::new(
+            Rate {
+                per_sec: 1.0,
+                burst: 1.0,
+            },
+            Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            },
+        );
+        let v = video("v");
+        assert!(limiter.check(&user("mallory"), &v).is_ok());
+        for _ in 0..50 {
+            assert_eq!(
+                limiter.check(&user("mallory"), &v).unwrap_err().scope,
+                Scope::User
+            );
+        }
+        assert!(limiter.check(&user("alice"), &v).is_ok());
+    }
+
+    #[test]
+    fn idle_keys_are_pruned() {
+        let limiter = RateLimiter::new(
+            Rate {
+                per_sec: 1000.0,
+                burst: 1.0,
+            },
+            Rate {
+                per_sec: 1000.0,
+                burst: 1.0,
+            },
+        );
+        for i in 0..10_000 {
+            let _ = limiter.check(&user(&format!("u{i}")), &video(&format!("v{i}")));
+        }
+        assert_eq!(limiter.len(), (10_000, 10_000));
+        // After a millisecond every bucket (burst 1 at 1000/s) is full again.
+        std::thread::sleep(Duration::from_millis(5));
+        limiter.prune();
+        assert_eq!(limiter.len(), (0, 0));
     }
 }

@@ -78,11 +78,18 @@ impl Service {
         }
     }
 
-    fn limit(limiter: &Option<RateLimiter>, user: &UserId) -> Result<(), RefusedError> {
+    fn limit(
+        limiter: &Option<RateLimiter>,
+        user: &UserId,
+        video: &VideoId,
+    ) -> Result<(), RefusedError> {
         match limiter {
-            Some(l) => l.check(user).map_err(|retry_after_secs| {
-                metrics::counter!("publisher_rate_limited_total").increment(1);
-                RefusedError::RateLimited { retry_after_secs }
+            Some(l) => l.check(user, video).map_err(|refused| {
+                metrics::counter!("publisher_rate_limited_total", "scope" => refused.scope.as_str())
+                    .increment(1);
+                RefusedError::RateLimited {
+                    retry_after_secs: refused.retry_after_secs,
+                }
             }),
             None => Ok(()),
         }
@@ -98,7 +105,7 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<u64, RefusedError> {
         self.check_ban(&video, user)?;
-        Self::limit(&self.like_limit, user)?;
+        Self::limit(&self.like_limit, user, &video)?;
         let claimed = match idempotency_key {
             Some(key) => {
                 let kv_key = format!("{video}.{user}.{key}");
@@ -133,7 +140,7 @@ impl Service {
         waiter: Waiter,
     ) -> Result<(), RefusedError> {
         self.check_ban(&video, user)?;
-        Self::limit(&self.like_limit, user)?;
+        Self::limit(&self.like_limit, user, &video)?;
         let like = Like {
             video,
             accepted_at_ms: live_proto::now_ms(),
@@ -161,7 +168,7 @@ impl Service {
                 }
             },
         )?;
-        let limited = Self::limit(&self.comment_limit, user);
+        let limited = Self::limit(&self.comment_limit, user, video);
         let key = match idempotency_key {
             Some(k) => format!("{video}.{user}.{k}"),
             None => comments::random_key(),
