@@ -85,7 +85,10 @@ fn bad_publisher_flags_exit_64_naming_the_flag() {
     let bad_jwks = bad_jwks.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["--comments-per-sec", "0"], "--comments-per-sec"),
-        (&["--video-comments-per-sec", "0"], "--video-comments-per-sec"),
+        (
+            &["--video-comments-per-sec", "0"],
+            "--video-comments-per-sec",
+        ),
         (&["--video-likes-per-sec", "-3"], "--video-likes-per-sec"),
         (&["--likes-per-sec", "-1"], "--likes-per-sec"),
         (&["--likes-per-sec", "NaN"], "--likes-per-sec"),
