@@ -324,7 +324,7 @@ async fn a_video_nobody_watches_in_west_sends_no_live_traffic_to_west() {
         .await
         .unwrap();
     let js = async_nats::jetstream::new(west_nats);
-    let mut mirror = js.get_stream("COMMENTS_east_west").await.unwrap();
+    let mut mirror = js.get_stream("COMMENTS_east_p0_west").await.unwrap();
     let mirrored = mirror.info().await.unwrap().state.messages;
     assert_eq!(mirrored, 20, "west's mirror holds east's comments");
 

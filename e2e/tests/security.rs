@@ -626,13 +626,13 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
         "live.v1.local.x.likes",
         "ingest.v1.x.like",
         "ingest.v1.x.comment",
-        "store.v1.local.x.comment",
-        "likes.v1.local.x",
+        "store.v1.local.0.x.comment",
+        "likes.v1.local.0.x",
         "$KV.LIKE_KEYS_local.x",
         "$JS.API.STREAM.CREATE.EVIL",
-        "$JS.API.STREAM.UPDATE.COMMENTS_local",
-        "$JS.API.STREAM.DELETE.COMMENTS_local",
-        "$JS.API.STREAM.PURGE.LIKES_local",
+        "$JS.API.STREAM.UPDATE.COMMENTS_local_p0",
+        "$JS.API.STREAM.DELETE.COMMENTS_local_p0",
+        "$JS.API.STREAM.PURGE.LIKES_local_p0",
     ] {
         fe.publish(subject, "forged".into()).await.unwrap();
         fe.flush().await.unwrap();
@@ -653,8 +653,8 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     let (ingest, mut ingest_errors) = connect_as(&nats, "ingest", Default::default()).await;
     for subject in [
         "live.v1.local.x.comment",
-        "store.v1.local.x.comment",
-        "$JS.API.STREAM.DELETE.COMMENTS_local",
+        "store.v1.local.0.x.comment",
+        "$JS.API.STREAM.DELETE.COMMENTS_local_p0",
     ] {
         ingest.publish(subject, "forged".into()).await.unwrap();
         ingest.flush().await.unwrap();
@@ -670,8 +670,8 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     for subject in [
         "live.v1.local.x.comment",
         "live.v1.local.x.presence",
-        "$JS.API.STREAM.DELETE.COMMENTS_local",
-        "$JS.API.STREAM.PURGE.LIKES_local",
+        "$JS.API.STREAM.DELETE.COMMENTS_local_p0",
+        "$JS.API.STREAM.PURGE.LIKES_local_p0",
     ] {
         publisher.publish(subject, "forged".into()).await.unwrap();
         publisher.flush().await.unwrap();

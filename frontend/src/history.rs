@@ -1,5 +1,6 @@
 //! Reading what JetStream stored, for one region at a time (its own streams, or this
-//! region's mirrors of another region's): a video's likes total, the first and last
+//! region's mirrors of another region's), always from the video's partition: a video's
+//! likes total, the first and last
 //! comment sequences still retained, and the comments between two sequences (for
 //! resuming viewers and for closing gaps in the live feed).
 //!
@@ -12,7 +13,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
-use live_proto::{Regions, VideoId, subjects, v1};
+use live_proto::{Partitions, Regions, VideoId, subjects, v1};
 use prost::Message as _;
 
 /// How long one JetStream request (a direct get) may take.
@@ -38,12 +39,18 @@ pub struct History {
     /// `$JS.API`, or `$JS.{domain}.API` for the JetStream of domain `--js-domain`.
     api_prefix: String,
     regions: Regions,
+    partitions: Partitions,
 }
 
 impl History {
     /// Reads through `client` from the JetStream of its servers, or of `domain` (a leaf
     /// server's clients reach the hub's JetStream through the hub's domain).
-    pub fn new(client: async_nats::Client, domain: Option<&str>, regions: Regions) -> Self {
+    pub fn new(
+        client: async_nats::Client,
+        domain: Option<&str>,
+        regions: Regions,
+        partitions: Partitions,
+    ) -> Self {
         let (mut js, api_prefix) = match domain {
             Some(d) => (
                 jetstream::with_domain(client.clone(), d),
@@ -59,6 +66,7 @@ impl History {
             client,
             api_prefix,
             regions,
+            partitions,
         }
     }
 
@@ -69,32 +77,33 @@ impl History {
             .map_err(|e| HistoryError::Stream(name, e.to_string()))
     }
 
-    /// Region `r`'s comments stream as readable here.
-    fn comments_stream(&self, r: usize) -> String {
+    /// Region `r`'s comments stream of the video's partition, as readable here.
+    fn comments_stream(&self, r: usize, video: &VideoId) -> String {
         let origin = &self.regions.all()[r];
         subjects::readable_stream(
-            subjects::comments_stream(origin),
+            subjects::comments_stream(origin, self.partitions.of(video)),
             origin,
             self.regions.own(),
         )
     }
 
     fn comment_subject(&self, r: usize, video: &VideoId) -> String {
-        subjects::store_comment(&self.regions.all()[r], video)
+        subjects::store_comment(&self.regions.all()[r], self.partitions.of(video), video)
     }
 
     /// The video's durable likes total in region `r` (0 if it never had a like there).
     pub async fn likes_total(&self, r: usize, video: &VideoId) -> Result<u64, HistoryError> {
         let origin = &self.regions.all()[r];
+        let p = self.partitions.of(video);
         let stream = self
             .stream(subjects::readable_stream(
-                subjects::likes_stream(origin),
+                subjects::likes_stream(origin, p),
                 origin,
                 self.regions.own(),
             ))
             .await?;
         match stream
-            .direct_get_last_for_subject(subjects::likes_counter(origin, video))
+            .direct_get_last_for_subject(subjects::likes_counter(origin, p, video))
             .await
         {
             Ok(msg) => subjects::counter_value(&msg.payload)
@@ -106,7 +115,7 @@ impl History {
 
     /// The sequence of the video's newest comment from region `r` (0 if none).
     pub async fn last_comment_seq(&self, r: usize, video: &VideoId) -> Result<u64, HistoryError> {
-        let stream = self.stream(self.comments_stream(r)).await?;
+        let stream = self.stream(self.comments_stream(r, video)).await?;
         match stream
             .direct_get_last_for_subject(self.comment_subject(r, video))
             .await
@@ -124,7 +133,7 @@ impl History {
         r: usize,
         video: &VideoId,
     ) -> Result<Option<u64>, HistoryError> {
-        let stream = self.stream(self.comments_stream(r)).await?;
+        let stream = self.stream(self.comments_stream(r, video)).await?;
         match stream
             .direct_get_first_for_subject(self.comment_subject(r, video))
             .await
@@ -146,7 +155,7 @@ impl History {
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
         let msgs = self
-            .read(r, &self.comment_subject(r, video), after, upto, max)
+            .read(r, video, &self.comment_subject(r, video), after, upto, max)
             .await?;
         Ok(msgs
             .into_iter()
@@ -168,8 +177,11 @@ impl History {
         video: &VideoId,
         after: u64,
     ) -> Result<Vec<(u64, v1::CommentDeleted)>, HistoryError> {
-        let subject = subjects::store_deleted(&self.regions.all()[r], video);
-        let msgs = self.read(r, &subject, after, u64::MAX, usize::MAX).await?;
+        let subject =
+            subjects::store_deleted(&self.regions.all()[r], self.partitions.of(video), video);
+        let msgs = self
+            .read(r, video, &subject, after, u64::MAX, usize::MAX)
+            .await?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match v1::CommentDeleted::decode(m.payload) {
@@ -185,6 +197,7 @@ impl History {
     async fn read(
         &self,
         r: usize,
+        video: &VideoId,
         subject: &str,
         after: u64,
         upto: u64,
@@ -193,7 +206,7 @@ impl History {
         live_common::direct::read(
             &self.client,
             &self.api_prefix,
-            &self.comments_stream(r),
+            &self.comments_stream(r, video),
             subject,
             after,
             upto,

@@ -51,7 +51,12 @@ impl Shared {
         stopped: watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Shared {
-            history: History::new(client.clone(), config.js_domain.as_deref(), regions.clone()),
+            history: History::new(
+                client.clone(),
+                config.js_domain.as_deref(),
+                regions.clone(),
+                config.partitions(),
+            ),
             client,
             config,
             regions,

@@ -6,9 +6,11 @@
 //! - [`ids`]: [`VideoId`], [`UserId`] and [`CommentText`], the only way a user-supplied
 //!   string gets into a subject or a stored message.
 //! - [`regions`]: [`Region`], [`Regions`], comment ids and resume cursors across regions.
+//! - [`partitions`]: [`Partitions`]: which of a region's N streams stores a video.
 //! - [`subjects`]: every subject name, built from a [`VideoId`].
 
 pub mod ids;
+pub mod partitions;
 pub mod regions;
 pub mod subjects;
 
@@ -18,6 +20,7 @@ pub mod v1 {
 }
 
 pub use ids::{CommentText, InvalidInput, UserId, VideoId};
+pub use partitions::{Partition, Partitions};
 pub use regions::{Region, Regions};
 
 /// Milliseconds since the UNIX epoch, the clock every `*_at_ms` field uses.

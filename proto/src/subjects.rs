@@ -4,20 +4,23 @@
 //! user-supplied string can never add a token or a wildcard.
 
 use crate::VideoId;
+use crate::partitions::Partition;
 use crate::regions::Region;
 
-/// The region's stream of accepted comments (`store.v1.{region}.*.comment`).
-pub fn comments_stream(region: &Region) -> String {
-    format!("COMMENTS_{region}")
+/// Partition `p` of the region's accepted comments (`store.v1.{region}.{p}.*.comment`),
+/// e.g. `COMMENTS_east_p0`.
+pub fn comments_stream(region: &Region, p: Partition) -> String {
+    format!("COMMENTS_{region}_p{p}")
 }
 
-/// The region's counter stream of likes totals (`likes.v1.{region}.*`).
-pub fn likes_stream(region: &Region) -> String {
-    format!("LIKES_{region}")
+/// Partition `p` of the region's counter stream of likes totals
+/// (`likes.v1.{region}.{p}.*`), e.g. `LIKES_east_p0`.
+pub fn likes_stream(region: &Region, p: Partition) -> String {
+    format!("LIKES_{region}_p{p}")
 }
 
 /// A mirror, kept in region `here`, of region `origin`'s stream `stream`
-/// (e.g. `COMMENTS_east_west`): same subjects, same sequences.
+/// (e.g. `COMMENTS_east_p0_west`): same subjects, same sequences.
 pub fn mirror_stream(stream: &str, here: &Region) -> String {
     format!("{stream}_{here}")
 }
@@ -41,19 +44,20 @@ pub fn counter_value(payload: &[u8]) -> Option<u64> {
     rest.split_once('"')?.0.parse().ok()
 }
 
-/// Subjects of a region's COMMENTS stream.
-pub fn store_comments_all(region: &Region) -> String {
-    format!("store.v1.{region}.*.comment")
+/// Subjects of partition `p` of a region's COMMENTS streams.
+pub fn store_comments_all(region: &Region, p: Partition) -> String {
+    format!("store.v1.{region}.{p}.*.comment")
 }
 
-/// Where a region's publisher stores a comment's tombstone (in its COMMENTS stream).
-pub fn store_deleted(region: &Region, video: &VideoId) -> String {
-    format!("store.v1.{region}.{video}.deleted")
+/// Where a region's publisher stores a comment's tombstone (in the COMMENTS stream of the
+/// video's partition `p`).
+pub fn store_deleted(region: &Region, p: Partition, video: &VideoId) -> String {
+    format!("store.v1.{region}.{p}.{video}.deleted")
 }
 
-/// Tombstone subjects of a region's COMMENTS stream.
-pub fn store_deleted_all(region: &Region) -> String {
-    format!("store.v1.{region}.*.deleted")
+/// Tombstone subjects of partition `p` of a region's COMMENTS streams.
+pub fn store_deleted_all(region: &Region, p: Partition) -> String {
+    format!("store.v1.{region}.{p}.*.deleted")
 }
 
 /// The region's key-value bucket of moderation settings (bans, slow mode).
@@ -103,16 +107,19 @@ pub fn parse_moderation(subject: &str) -> Option<(&str, ModerationKey)> {
     Some((region, key))
 }
 
-/// Subjects of a region's LIKES stream.
-pub fn likes_all(region: &Region) -> String {
-    format!("likes.v1.{region}.*")
+/// Subjects of partition `p` of a region's LIKES streams.
+pub fn likes_all(region: &Region, p: Partition) -> String {
+    format!("likes.v1.{region}.{p}.*")
 }
 
-/// Republish mapping of a region's COMMENTS stream: stored → live.
-pub fn republish(region: &Region) -> (String, String) {
+/// Republish mapping of partition `p` of a region's COMMENTS streams (comments and
+/// tombstones): stored → live, dropping the partition token
+/// (`store.v1.east.3.{video}.comment` → `live.v1.east.{video}.comment`), so viewers'
+/// subjects do not depend on partitions.
+pub fn republish(region: &Region, p: Partition) -> (String, String) {
     (
-        format!("store.v1.{region}.>"),
-        format!("live.v1.{region}.>"),
+        format!("store.v1.{region}.{p}.*.*"),
+        format!("live.v1.{region}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}"),
     )
 }
 
@@ -122,14 +129,14 @@ pub const INGEST_ALL: &str = "ingest.v1.*.*";
 /// publishers answer first.
 pub const INGEST_QUEUE: &str = "publisher";
 
-/// Where a region's publisher stores a comment.
-pub fn store_comment(region: &Region, video: &VideoId) -> String {
-    format!("store.v1.{region}.{video}.comment")
+/// Where a region's publisher stores a comment (`p` is the video's partition).
+pub fn store_comment(region: &Region, p: Partition, video: &VideoId) -> String {
+    format!("store.v1.{region}.{p}.{video}.comment")
 }
 
-/// The video's counter in a region's LIKES stream.
-pub fn likes_counter(region: &Region, video: &VideoId) -> String {
-    format!("likes.v1.{region}.{video}")
+/// The video's counter in a region's LIKES stream (`p` is the video's partition).
+pub fn likes_counter(region: &Region, p: Partition, video: &VideoId) -> String {
+    format!("likes.v1.{region}.{p}.{video}")
 }
 
 /// Everything live about one video from every region: a frontend's single
@@ -322,14 +329,25 @@ mod tests {
             Region::parse("east").unwrap(),
             Region::parse("west").unwrap(),
         );
-        assert_eq!(comments_stream(&east), "COMMENTS_east");
+        let p = crate::Partitions::new(4).unwrap().all().nth(2).unwrap();
+        assert_eq!(comments_stream(&east, p), "COMMENTS_east_p2");
         assert_eq!(
-            readable_stream(comments_stream(&east), &east, &west),
-            "COMMENTS_east_west"
+            readable_stream(comments_stream(&east, p), &east, &west),
+            "COMMENTS_east_p2_west"
         );
         assert_eq!(
-            readable_stream(likes_stream(&west), &west, &west),
-            "LIKES_west"
+            readable_stream(likes_stream(&west, p), &west, &west),
+            "LIKES_west_p2"
+        );
+        let v = VideoId::parse("v1").unwrap();
+        assert_eq!(store_comment(&east, p, &v), "store.v1.east.2.v1.comment");
+        assert_eq!(likes_counter(&east, p, &v), "likes.v1.east.2.v1");
+        assert_eq!(
+            republish(&east, p),
+            (
+                "store.v1.east.2.*.*".to_owned(),
+                "live.v1.east.{{wildcard(1)}}.{{wildcard(2)}}".to_owned()
+            )
         );
     }
 }

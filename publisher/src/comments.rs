@@ -1,27 +1,51 @@
-//! Accepting a comment: store it in the COMMENTS stream and answer with its id once
-//! JetStream acknowledged the write. JetStream's republish then delivers it live.
+//! Accepting a comment: store it in its video's partition of the COMMENTS streams and
+//! answer with its id once JetStream acknowledged the write. JetStream's republish then
+//! delivers it live.
+//!
+//! Writes are group-committed per partition: one writer task per partition takes every
+//! comment waiting for it (of any video of the partition, up to [`MAX_BATCH`]), publishes
+//! them back to back and awaits their acks together; while that batch is in flight the
+//! next one gathers. At most [`MAX_BATCHES_IN_FLIGHT`] batches per partition are in flight,
+//! so under load the batches grow instead of the queue of round trips, and a partition
+//! whose leader is being re-elected holds up only its own comments. A comment whose ack
+//! does not come is retried alone, with the same `Nats-Msg-Id` (stored once).
+//!
+//! Why pipelined publishes and not JetStream's atomic batch publish (nats-server 2.12,
+//! `allow_atomic`; the `jetstream-extra` crate): an atomic batch is all-or-nothing, which
+//! would tie unrelated users' comments together (one refused message fails everybody's
+//! request), and `jetstream-extra` 0.3 is built on async-nats 0.48, not the 0.51 client
+//! we use. docs/performance.md has the measurements.
 
-use async_nats::jetstream::{self, message::PublishMessage};
-use live_proto::{CommentText, Regions, UserId, VideoId, subjects, v1};
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use bytes::Bytes;
+use futures::future::join_all;
+use live_proto::{CommentText, Partitions, Regions, UserId, VideoId, subjects, v1};
 use prost::Message as _;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::retry;
 
+/// Most comments published as one group.
+pub const MAX_BATCH: usize = 256;
+/// Groups of one partition in flight at once.
+pub const MAX_BATCHES_IN_FLIGHT: usize = 2;
+/// Comments waiting for a partition's writer; beyond it, requests wait (backpressure).
+pub const QUEUE: usize = 4096;
+
 /// Why a comment could not be stored.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("JetStream publish failed: {0}")]
-    Publish(#[from] async_nats::jetstream::context::PublishError),
+    Publish(String),
+    #[error("the publisher is shutting down")]
+    Closed,
 }
 
-#[derive(Clone)]
-pub struct CommentStore {
-    js: jetstream::Context,
-    regions: Regions,
-}
-
-/// A stored comment's id: its sequence in its region's COMMENTS stream (`"42"`, or
-/// `"east:42"` with several regions), the cursor viewers resume from.
+/// A stored comment's id: its sequence in its region's COMMENTS stream of the video's
+/// partition (`"42"`, or `"east:42"` with several regions), the cursor viewers resume
+/// from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommentId(pub String);
 
@@ -31,9 +55,39 @@ impl std::fmt::Display for CommentId {
     }
 }
 
+/// One comment waiting for its partition's writer.
+struct Pending {
+    subject: String,
+    payload: Bytes,
+    msg_id: String,
+    done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// The handle request handlers use; cheap to clone. Writer tasks end when every handle
+/// is dropped, after the comments they hold are written.
+#[derive(Clone)]
+pub struct CommentStore {
+    writers: Arc<[mpsc::Sender<Pending>]>,
+    regions: Regions,
+    partitions: Partitions,
+}
+
 impl CommentStore {
-    pub fn new(js: jetstream::Context, regions: Regions) -> Self {
-        Self { js, regions }
+    /// Starts one writer per partition.
+    pub fn new(js: jetstream::Context, regions: Regions, partitions: Partitions) -> Self {
+        let writers = partitions
+            .all()
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(write_partition(js.clone(), rx));
+                tx
+            })
+            .collect();
+        Self {
+            writers,
+            regions,
+            partitions,
+        }
     }
 
     /// Stores the comment; returns after JetStream acknowledged it. `dedupe_key` becomes
@@ -53,29 +107,104 @@ impl CommentStore {
             accepted_at_ms: live_proto::now_ms(),
             region: self.regions.own().to_string(),
         };
-        let payload = bytes::Bytes::from(comment.encode_to_vec());
-        let subject = subjects::store_comment(self.regions.own(), video);
-        // The same message with the same Nats-Msg-Id on every attempt: stored once.
-        let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
-            let publish = PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(&dedupe_key);
-            let subject = subject.clone();
-            async move {
-                let ack = self.js.send_publish(subject, publish).await?;
-                Ok::<_, StoreError>(ack.await?)
-            }
-        })
-        .await?;
-        metrics::counter!("publisher_comments_stored_total").increment(1);
-        if ack.duplicate {
-            metrics::counter!("publisher_comments_duplicate_total").increment(1);
-        }
+        let p = self.partitions.of(video);
+        let (done, rx) = oneshot::channel();
+        let pending = Pending {
+            subject: subjects::store_comment(self.regions.own(), p, video),
+            payload: Bytes::from(comment.encode_to_vec()),
+            msg_id: dedupe_key,
+            done,
+        };
+        self.writers[p.index()]
+            .send(pending)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let sequence = rx.await.map_err(|_| StoreError::Closed)??;
         Ok(CommentId(
-            self.regions
-                .comment_id(self.regions.own_index(), ack.sequence),
+            self.regions.comment_id(self.regions.own_index(), sequence),
         ))
     }
+}
+
+/// A partition's writer: gathers what waits, writes it as one group, repeats.
+async fn write_partition(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // `recv_many` takes everything already queued (up to the limit) without waiting.
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Waiting for a slot lets the next group grow while earlier ones finish.
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("publisher_comment_batch_size").record(batch.len() as f64);
+        let group = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let js = js.clone();
+        tokio::spawn(async move {
+            write_group(&js, group).await;
+            drop(permit);
+        });
+    }
+    // Every handle dropped: wait for the groups in flight.
+    let _ = in_flight.acquire_many(MAX_BATCHES_IN_FLIGHT as u32).await;
+}
+
+/// Publishes the group back to back, then awaits the acks; retries the ones that failed.
+async fn write_group(js: &jetstream::Context, group: Vec<Pending>) {
+    let mut sent: Vec<(Pending, Option<PublishAckFuture>)> = Vec::with_capacity(group.len());
+    for p in group {
+        let ack = js.send_publish(p.subject.clone(), message(&p)).await.ok();
+        sent.push((p, ack));
+    }
+    let acks = join_all(sent.into_iter().map(|(p, ack)| async move {
+        let first = match ack {
+            Some(ack) => ack.await.map_err(|e| e.to_string()),
+            None => Err("not sent".to_owned()),
+        };
+        let result = match first {
+            Ok(ack) => Ok(ack),
+            // The same message with the same Nats-Msg-Id: stored once however often sent.
+            Err(_) => retry::until_deadline(retry::WRITE_DEADLINE, || async {
+                js.send_publish(p.subject.clone(), message(&p))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .inspect(|_| metrics::counter!("publisher_write_retries_total").increment(1)),
+        };
+        (p, result)
+    }));
+    for (p, result) in acks.await {
+        let result = match result {
+            Ok(ack) => {
+                metrics::counter!("publisher_comments_stored_total").increment(1);
+                if ack.duplicate {
+                    metrics::counter!("publisher_comments_duplicate_total").increment(1);
+                }
+                Ok(ack.sequence)
+            }
+            Err(e) => {
+                metrics::counter!("publisher_comment_write_errors_total").increment(1);
+                Err(StoreError::Publish(e))
+            }
+        };
+        let _ = p.done.send(result);
+    }
+}
+
+fn message(p: &Pending) -> PublishMessage {
+    PublishMessage::build()
+        .payload(p.payload.clone())
+        .message_id(&p.msg_id)
 }
 
 /// A random message id for requests without an `Idempotency-Key`.

@@ -69,11 +69,13 @@ pub async fn run(
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let buckets = streams::ensure(&js, &config, &regions, stop_rx.clone()).await?;
+    let partitions = config.partitions();
+    let buckets = streams::ensure(&js, &config, &regions, partitions, stop_rx.clone()).await?;
     let moderation = moderation::Moderation::new(
         js.clone(),
         client.clone(),
         regions.clone(),
+        partitions,
         buckets.moderation,
     );
     // Every region's bans and slow modes are known before the first request.
@@ -105,9 +107,14 @@ pub async fn run(
     }
     let service = Arc::new(service::Service {
         auth: auth::Auth::with_verifier(verifier),
-        comments: comments::CommentStore::new(js, regions.clone()),
+        comments: comments::CommentStore::new(js, regions.clone(), partitions),
         like_keys: buckets.like_keys,
-        likes: likes::LikeBatcher::spawn(client.clone(), regions.own().clone(), config.like_window),
+        likes: likes::LikeBatcher::spawn(
+            client.clone(),
+            regions.own().clone(),
+            partitions,
+            config.like_window,
+        ),
         like_limit: limiter(config.likes_per_sec, 2.0, config.video_likes_per_sec),
         comment_limit: limiter(config.comments_per_sec, 5.0, config.video_comments_per_sec),
         moderation,

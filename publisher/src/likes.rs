@@ -1,13 +1,17 @@
 //! Likes, coalesced by group commit: likes of one video that arrive within the window
-//! (`--like-window`) are stored with one `Nats-Incr` write to the LIKES counter stream,
-//! and every like of the batch is answered after that write was acknowledged. Then one
-//! `Likes {count, total}` event goes to `live.v1.{video}.likes`.
+//! (`--like-window`) are stored with one `Nats-Incr` write to the video's partition of
+//! the LIKES counter streams, and every like of the batch is answered after that write
+//! was acknowledged. Then one `Likes {count, total}` event goes to
+//! `live.v1.{region}.{video}.likes`. A [`Like`] may itself carry many likes of one video
+//! (the batched ingest of an edge tier that aggregates).
 //!
-//! A single batcher task owns the pending batches (no locks); flushes run concurrently,
-//! at most [`MAX_FLUSHES`] at a time: while they are in flight new likes accumulate, so
-//! batches grow with load instead of latency. With `sync_interval: always` every JetStream
-//! write is an fsync, so the number of writes, not of likes, is what costs: at most one
-//! write per video per flush, and at most two flushes at once.
+//! One batcher task per partition owns that partition's pending batches (no locks), so
+//! partitions write in parallel and a partition whose stream leader is being re-elected
+//! holds up only its own videos. A partition's flushes run concurrently, at most
+//! [`MAX_FLUSHES`] at a time: while they are in flight new likes accumulate, so batches
+//! grow with load instead of latency. With `sync_interval: always` every JetStream write
+//! is an fsync, so the number of writes, not of likes, is what costs: at most one write
+//! per video per flush.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use live_proto::{Region, VideoId, subjects, v1};
+use live_proto::{Partition, Partitions, Region, VideoId, subjects, v1};
 use prost::Message as _;
 
 use crate::retry;
@@ -26,8 +30,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Flushes in flight at once.
 pub const MAX_FLUSHES: usize = 2;
-/// Likes waiting for the batcher; beyond it, senders wait (backpressure).
-pub const QUEUE: usize = 65_536;
+/// Likes waiting for a partition's batcher; beyond it, senders wait (backpressure).
+pub const QUEUE: usize = 16_384;
 
 /// Why a like could not be stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +54,8 @@ pub enum Waiter {
 
 pub struct Like {
     pub video: VideoId,
+    /// How many likes (1, or more from a batched ingest message).
+    pub count: u64,
     pub accepted_at_ms: i64,
     pub waiter: Waiter,
 }
@@ -57,50 +63,65 @@ pub struct Like {
 /// The handle request handlers use; cheap to clone.
 #[derive(Clone)]
 pub struct LikeBatcher {
-    tx: mpsc::Sender<Like>,
+    txs: Arc<[mpsc::Sender<Like>]>,
     js: jetstream::Context,
     region: Region,
+    partitions: Partitions,
 }
 
 impl LikeBatcher {
-    /// Starts the batcher task; it ends when every handle is dropped, after flushing.
-    pub fn spawn(client: async_nats::Client, region: Region, window: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let flusher_region = region.clone();
+    /// Starts a batcher task per partition; they end when every handle is dropped, after
+    /// flushing.
+    pub fn spawn(
+        client: async_nats::Client,
+        region: Region,
+        partitions: Partitions,
+        window: Duration,
+    ) -> Self {
         let js = crate::retry::context(client.clone());
-        let flusher = Flusher {
-            js: js.clone(),
-            client,
-            region,
-        };
-        tokio::spawn(run(rx, flusher, window));
+        let txs = partitions
+            .all()
+            .map(|partition| {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let flusher = Flusher {
+                    js: js.clone(),
+                    client: client.clone(),
+                    region: region.clone(),
+                    partition,
+                };
+                tokio::spawn(run(rx, flusher, window));
+                tx
+            })
+            .collect();
         LikeBatcher {
-            tx,
+            txs,
             js,
-            region: flusher_region,
+            region,
+            partitions,
         }
     }
 
-    /// The video's durable likes total, read from the LIKES stream.
+    /// The video's durable likes total, read from its partition of the LIKES streams.
     pub async fn total(&self, video: &VideoId) -> Result<u64, LikeError> {
-        read_total(
-            &self.js,
-            &self.region,
-            &subjects::likes_counter(&self.region, video),
-        )
-        .await
+        read_total(&self.js, &self.region, self.partitions.of(video), video).await
     }
 
-    /// Queues a like; waits if the queue is full.
+    /// Queues likes; waits if the partition's queue is full.
     pub async fn submit(&self, like: Like) -> Result<(), LikeError> {
-        self.tx.send(like).await.map_err(|_| LikeError::Closed)
+        let p = self.partitions.of(&like.video);
+        self.txs[p.index()]
+            .send(like)
+            .await
+            .map_err(|_| LikeError::Closed)
     }
 
-    /// Queues a like and waits until it is stored; returns the video's new total.
-    pub async fn like(&self, video: VideoId) -> Result<u64, LikeError> {
+    /// Queues `count` likes of `video` and waits until they are stored; returns the
+    /// video's new total.
+    pub async fn like(&self, video: VideoId, count: u64) -> Result<u64, LikeError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Like {
             video,
+            count,
             accepted_at_ms: live_proto::now_ms(),
             waiter: Waiter::Http(tx),
         })
@@ -121,6 +142,7 @@ struct Flusher {
     js: jetstream::Context,
     client: async_nats::Client,
     region: Region,
+    partition: Partition,
 }
 
 async fn run(mut rx: mpsc::Receiver<Like>, flusher: Flusher, window: Duration) {
@@ -161,7 +183,7 @@ fn add(pending: &mut HashMap<VideoId, Batch>, like: Like) {
         oldest_ms: like.accepted_at_ms,
         waiters: Vec::new(),
     });
-    batch.count += 1;
+    batch.count += like.count;
     batch.oldest_ms = batch.oldest_ms.min(like.accepted_at_ms);
     if !matches!(like.waiter, Waiter::None) {
         batch.waiters.push(like.waiter);
@@ -214,7 +236,7 @@ impl Flusher {
     /// Adds `count` to the video's counter; returns the new total. Retried through
     /// failures with one `Nats-Msg-Id` per batch, so a batch is counted once.
     async fn increment(&self, video: &VideoId, count: u64) -> Result<u64, LikeError> {
-        let subject = subjects::likes_counter(&self.region, video);
+        let subject = subjects::likes_counter(&self.region, self.partition, video);
         let msg_id = crate::comments::random_key();
         let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
             let mut headers = HeaderMap::new();
@@ -234,7 +256,7 @@ impl Flusher {
         match ack.value.as_deref().and_then(|v| v.parse().ok()) {
             Some(total) => Ok(total),
             // A retried batch that had been stored: its ack carries no value; read it.
-            None => read_total(&self.js, &self.region, &subject).await,
+            None => read_total(&self.js, &self.region, self.partition, video).await,
         }
     }
 
@@ -266,17 +288,21 @@ impl Flusher {
     }
 }
 
-/// Reads a counter's value (0 if the video never had a like).
+/// Reads a video's counter in its partition `p` (0 if the video never had a like).
 async fn read_total(
     js: &jetstream::Context,
     region: &Region,
-    subject: &str,
+    p: Partition,
+    video: &VideoId,
 ) -> Result<u64, LikeError> {
     let stream = js
-        .get_stream_no_info(subjects::likes_stream(region))
+        .get_stream_no_info(subjects::likes_stream(region, p))
         .await
         .map_err(|e| LikeError::Store(e.to_string()))?;
-    match stream.direct_get_last_for_subject(subject).await {
+    match stream
+        .direct_get_last_for_subject(subjects::likes_counter(region, p, video))
+        .await
+    {
         Ok(msg) => subjects::counter_value(&msg.payload)
             .ok_or_else(|| LikeError::Store("counter value is not a number".into())),
         Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => Ok(0),
@@ -291,6 +317,7 @@ mod tests {
     fn like(video: &str, at: i64) -> Like {
         Like {
             video: VideoId::parse(video).unwrap(),
+            count: 1,
             accepted_at_ms: at,
             waiter: Waiter::None,
         }

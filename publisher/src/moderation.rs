@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::StreamExt;
 use live_proto::subjects::{self, ModerationKey};
-use live_proto::{Regions, UserId, VideoId, v1};
+use live_proto::{Partitions, Regions, UserId, VideoId, v1};
 use prost::Message as _;
 
 use crate::retry;
@@ -149,6 +149,7 @@ pub struct Moderation {
     js: jetstream::Context,
     client: async_nats::Client,
     regions: Regions,
+    partitions: Partitions,
     bucket: jetstream::kv::Store,
     table: Mutex<Table>,
     slow: Mutex<SlowModeClock>,
@@ -159,12 +160,14 @@ impl Moderation {
         js: jetstream::Context,
         client: async_nats::Client,
         regions: Regions,
+        partitions: Partitions,
         bucket: jetstream::kv::Store,
     ) -> Self {
         Self {
             js,
             client,
             regions,
+            partitions,
             bucket,
             table: Mutex::new(Table::default()),
             slow: Mutex::new(SlowModeClock::default()),
@@ -317,7 +320,7 @@ impl Moderation {
             region: self.regions.own().to_string(),
         };
         let payload = bytes::Bytes::from(tombstone.encode_to_vec());
-        let subject = subjects::store_deleted(self.regions.own(), video);
+        let subject = subjects::store_deleted(self.regions.own(), self.partitions.of(video), video);
         // A repeated delete within the duplicate window is stored once.
         let msg_id = format!("deleted.{video}.{id}");
         retry::until_deadline(retry::WRITE_DEADLINE, || {
@@ -347,8 +350,9 @@ impl Moderation {
         seq: u64,
     ) -> Result<(), ModerationError> {
         let origin = &self.regions.all()[r];
-        let subject = subjects::store_comment(origin, video);
-        let own = subjects::comments_stream(origin);
+        let p = self.partitions.of(video);
+        let subject = subjects::store_comment(origin, p, video);
+        let own = subjects::comments_stream(origin, p);
         let mut streams = vec![subjects::readable_stream(
             own.clone(),
             origin,

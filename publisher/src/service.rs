@@ -120,7 +120,7 @@ impl Service {
             }
             None => None,
         };
-        match self.likes.like(video).await {
+        match self.likes.like(video, 1).await {
             Ok(total) => Ok(total),
             Err(e) => {
                 // Not counted: let a retry with the same key count it.
@@ -143,6 +143,7 @@ impl Service {
         Self::limit(&self.like_limit, user, &video)?;
         let like = Like {
             video,
+            count: 1,
             accepted_at_ms: live_proto::now_ms(),
             waiter,
         };

@@ -1,23 +1,28 @@
 //! The JetStream streams of a region, created or updated idempotently at start.
 //!
-//! - `COMMENTS_{region}` (`store.v1.{region}.*.comment`): every comment the region
-//!   accepts, file storage, kept for `--comment-retention` and at most
+//! Every region has `--partitions N` of each stream (`p` = 0…N-1); a video's comments and
+//! likes are all in its partition ([`live_proto::Partitions::of`]), so each partition is
+//! its own Raft group with its own leader: writes scale with N and a failed leader stalls
+//! only its partition.
+//!
+//! - `COMMENTS_{region}_p{p}` (`store.v1.{region}.{p}.*.comment`): every comment the
+//!   region accepts, file storage, kept for `--comment-retention` and at most
 //!   `--comments-per-video` per video. JetStream republishes each stored comment to
 //!   `live.v1.{region}.{video}.comment` with its sequence (the comment id) in
 //!   `Nats-Sequence` and the video's previous one in `Nats-Last-Sequence`, so viewers only
 //!   ever see stored comments and frontends can detect gaps.
-//! - `LIKES_{region}` (`likes.v1.{region}.*`): a counter stream (nats-server 2.12+); a
-//!   publish with `Nats-Incr: +n` adds n to the video's regional total and the ack
-//!   returns the new total. A video's total is the sum over regions.
+//! - `LIKES_{region}_p{p}` (`likes.v1.{region}.{p}.*`): a counter stream (nats-server
+//!   2.12+); a publish with `Nats-Incr: +n` adds n to the video's regional total and the
+//!   ack returns the new total. A video's total is the sum over regions.
 //! - With several regions (`--regions`), mirrors of the other regions' streams,
-//!   `COMMENTS_{other}_{region}` and `LIKES_{other}_{region}`, placed in this region:
-//!   same subjects and sequences, so comments accepted elsewhere replay here, and totals
-//!   are known here, even while the other region is unreachable.
+//!   `COMMENTS_{other}_p{p}_{region}` and `LIKES_{other}_p{p}_{region}`, placed in this
+//!   region: same subjects and sequences, so comments accepted elsewhere replay here, and
+//!   totals are known here, even while the other region is unreachable.
 //! - `LIKE_KEYS_{region}`: a key-value bucket of recent likes' `Idempotency-Key`s.
 //! - `MODERATION_{region}`: a key-value bucket of bans and slow modes (see
 //!   [`crate::moderation`]), mirrored into the other regions like the streams above.
-//! - Tombstones of deleted comments are in `COMMENTS_{region}` too, on
-//!   `store.v1.{region}.*.deleted`.
+//! - Tombstones of deleted comments are in the video's `COMMENTS_{region}_p{p}` too, on
+//!   `store.v1.{region}.{p}.*.deleted`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,7 +31,7 @@ use async_nats::jetstream::{
     self,
     stream::{Config as StreamConfig, DiscardPolicy, Placement, Republish, Source, StorageType},
 };
-use live_proto::{Region, Regions, subjects};
+use live_proto::{Partition, Partitions, Region, Regions, subjects};
 
 use tokio::sync::watch;
 
@@ -55,18 +60,18 @@ fn placement(regions: &Regions) -> Option<Placement> {
     })
 }
 
-/// The region's COMMENTS stream.
-pub fn comments_config(config: &Config, regions: &Regions) -> StreamConfig {
+/// Partition `p` of the region's COMMENTS streams.
+pub fn comments_config(config: &Config, regions: &Regions, p: Partition) -> StreamConfig {
     let own = regions.own();
-    let (source, destination) = subjects::republish(own);
+    let (source, destination) = subjects::republish(own, p);
     StreamConfig {
-        name: subjects::comments_stream(own),
+        name: subjects::comments_stream(own, p),
         description: Some(format!(
-            "Comments accepted in {own}; republished to live.v1.{own}.{{video}}.comment"
+            "Comments accepted in {own}, partition {p}; republished to live.v1.{own}.{{video}}.comment"
         )),
         subjects: vec![
-            subjects::store_comments_all(own),
-            subjects::store_deleted_all(own),
+            subjects::store_comments_all(own, p),
+            subjects::store_deleted_all(own, p),
         ],
         storage: StorageType::File,
         num_replicas: config.replicas.into(),
@@ -85,15 +90,15 @@ pub fn comments_config(config: &Config, regions: &Regions) -> StreamConfig {
     }
 }
 
-/// The region's LIKES counter stream.
-pub fn likes_config(config: &Config, regions: &Regions) -> StreamConfig {
+/// Partition `p` of the region's LIKES counter streams.
+pub fn likes_config(config: &Config, regions: &Regions, p: Partition) -> StreamConfig {
     let own = regions.own();
     StreamConfig {
-        name: subjects::likes_stream(own),
+        name: subjects::likes_stream(own, p),
         description: Some(format!(
-            "Likes totals per video accepted in {own} (counters)"
+            "Likes totals per video accepted in {own}, partition {p} (counters)"
         )),
-        subjects: vec![subjects::likes_all(own)],
+        subjects: vec![subjects::likes_all(own, p)],
         storage: StorageType::File,
         num_replicas: config.replicas.into(),
         max_messages_per_subject: 1,
@@ -169,23 +174,35 @@ fn moderation_stream_config(region: &Region) -> StreamConfig {
     }
 }
 
-/// Every stream this region's publisher owns.
-pub fn all_configs(config: &Config, regions: &Regions) -> Vec<StreamConfig> {
-    let mut configs = vec![
-        comments_config(config, regions),
-        likes_config(config, regions),
-    ];
+/// Every stream this region's publisher owns: its partitions, then the mirrors of the
+/// other regions' partitions and moderation buckets.
+pub fn all_configs(
+    config: &Config,
+    regions: &Regions,
+    partitions: Partitions,
+) -> Vec<StreamConfig> {
+    let mut configs = Vec::new();
+    for p in partitions.all() {
+        configs.push(comments_config(config, regions, p));
+        configs.push(likes_config(config, regions, p));
+    }
     for (i, other) in regions.all().iter().enumerate() {
         if i != regions.own_index() {
             // The other region's streams as its publisher configures them.
             let theirs = Regions::new(other.as_str(), &[]).expect("a valid region");
-            for origin in [
-                comments_config(config, &theirs),
-                likes_config(config, &theirs),
-                moderation_stream_config(other),
-            ] {
-                configs.push(mirror_config(config, regions, &origin));
+            for p in partitions.all() {
+                for origin in [
+                    comments_config(config, &theirs, p),
+                    likes_config(config, &theirs, p),
+                ] {
+                    configs.push(mirror_config(config, regions, &origin));
+                }
             }
+            configs.push(mirror_config(
+                config,
+                regions,
+                &moderation_stream_config(other),
+            ));
         }
     }
     configs
@@ -206,9 +223,10 @@ pub async fn ensure(
     js: &jetstream::Context,
     config: &Config,
     regions: &Regions,
+    partitions: Partitions,
     stopped: watch::Receiver<bool>,
 ) -> Result<Buckets, StreamSetupError> {
-    for cfg in all_configs(config, regions) {
+    for cfg in all_configs(config, regions, partitions) {
         if cfg.mirror.is_some() {
             tokio::spawn(keep_mirroring(js.clone(), cfg, stopped.clone()));
             continue;
