@@ -116,3 +116,53 @@ async fn a_like_retried_over_nats_with_the_same_key_counts_once() {
     let bad = ask("not a key").await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn a_batch_of_likes_counts_once_on_retry_and_reaches_viewers_in_their_total() {
+    use prost::Message as _;
+    let nats = NatsServer::start();
+    let publisher = publisher(&nats, |c| c.partitions = 3).await;
+    let fe = frontend(&nats, |c| c.partitions = 3).await;
+    let mut v = viewer(&fe, "batched", None).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let video = live_proto::VideoId::parse("batched").unwrap();
+    let ask = |count: u64, key: &str| {
+        let request = live_proto::v1::LikeBatch {
+            user: "edge-1".into(),
+            count,
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        let client = client.clone();
+        let subject = live_proto::subjects::ingest_like_batch(&video);
+        async move {
+            let reply = client
+                .request(subject, request.encode_to_vec().into())
+                .await
+                .unwrap();
+            live_proto::v1::IngestReply::decode(reply.payload).unwrap()
+        }
+    };
+    let first = ask(500, "b1").await;
+    assert_eq!((first.status, first.total), (202, 500));
+    let retry = ask(500, "b1").await;
+    assert_eq!(
+        (retry.status, retry.total),
+        (202, 500),
+        "a retried batch counts once"
+    );
+    let second = ask(250, "b2").await;
+    assert_eq!(second.total, 750);
+    // Bad batches change nothing.
+    for (count, key) in [(0, "b3"), (1_000_001, "b3"), (5, ""), (5, "bad key")] {
+        assert_eq!(ask(count, key).await.status, 400, "{count} {key:?}");
+    }
+    // The viewer's totals follow; the last one is the durable total.
+    let mut total = 0;
+    while total < 750 {
+        let e = v.expect_named("likes", Duration::from_secs(10)).await;
+        total = e.json()["total"].as_u64().unwrap();
+    }
+    assert_eq!(total, 750);
+    assert_eq!(like(&publisher, "batched", "ann").await, 751);
+}

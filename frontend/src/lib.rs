@@ -7,6 +7,8 @@
 //! - [`room`]: one video on this node: its subscription, gap detection, likes
 //!   coalescing, viewer counts, heartbeats.
 //! - [`viewer`]: one viewer's stream: snapshot, replay, live, bounded queue, drain.
+//! - [`sequencer`]: pure sequencing of one region's comments in a room: deliver, hold
+//!   back, read, retry.
 //! - [`coalesce`]: likes coalescing (one `likes` event per interval at most).
 //! - [`history`]: reads from JetStream (likes total, stored comments).
 //! - [`sse`]: encoding of events, once per node.
@@ -22,6 +24,7 @@ pub mod history;
 pub mod http;
 pub mod room;
 pub mod rooms;
+pub mod sequencer;
 pub mod server;
 pub mod sse;
 pub mod stats;

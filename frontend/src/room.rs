@@ -27,11 +27,13 @@ use futures::StreamExt;
 use live_proto::subjects::{self, LiveKind};
 use live_proto::{Regions, VideoId, v1};
 use prost::Message as _;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::coalesce::LikeCoalescer;
+use crate::history::{HistoryError, Stored};
 use crate::rooms::Shared;
+use crate::sequencer::{Read, Sequencer, Step};
 use crate::sse::{self, Frame};
 
 pub struct Room {
@@ -224,6 +226,11 @@ impl Room {
         self.state().tombstones[t]
     }
 
+    /// Region `t`'s tombstones are to be read again from the start.
+    fn forget_tombstones(&self, t: usize) {
+        self.state().tombstones[t] = None;
+    }
+
     /// Applies tombstones read from region `t`'s stream (`(sequence, tombstone)`,
     /// oldest first): each deleted comment leaves the ring and is never broadcast again,
     /// and viewers get `comment_deleted` for it.
@@ -265,6 +272,35 @@ struct Presence {
     dirty: bool,
 }
 
+/// How soon a room reads again while a gap in a region's comments is open (the
+/// partition's leader is being re-elected, a mirror is catching up).
+const GAP_RETRY: Duration = Duration::from_millis(250);
+/// Live comments a room holds back per region while a gap before them is open.
+const MAX_HELD: usize = 4096;
+
+/// A JetStream read a room started, with its outcome. Reads run in their own tasks and
+/// report back on the room's channel: the room's loop never waits for JetStream.
+enum ReadDone {
+    /// Comments of region `r` after the room's position (a gap, a catch-up).
+    Comments {
+        r: usize,
+        result: Result<Vec<Stored>, HistoryError>,
+    },
+    /// Region `r`'s newest stored comment sequence and likes total.
+    Newest {
+        r: usize,
+        newest: Result<u64, HistoryError>,
+        likes: Result<u64, HistoryError>,
+    },
+    /// Region `r`'s baseline, for a room that did not know it yet.
+    Baseline { r: usize, baseline: Baseline },
+    /// Region `t`'s tombstones after the newest one known.
+    Tombstones {
+        t: usize,
+        result: Result<Vec<(u64, v1::CommentDeleted)>, HistoryError>,
+    },
+}
+
 /// The room's task: runs until the room is idle past its grace period, or the node stops.
 pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     let video = room.video.clone();
@@ -278,12 +314,34 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
             }
         }
     };
-    load_baseline(&room, &shared).await;
+    let regions = shared.regions.len();
+    // Bounded: at most one comments read per region is in flight, plus the catch-ups.
+    let (reads_tx, mut reads) = mpsc::channel(4 * regions + 4);
+    let mut task = Task {
+        seqs: (0..regions).map(|_| Sequencer::new(MAX_HELD)).collect(),
+        retry_at: vec![None; regions],
+        reads: reads_tx,
+        likes: LikeCoalescer::new(shared.config.like_interval),
+        room: room.clone(),
+        shared: shared.clone(),
+    };
+    // The one read awaited: before the room is ready, so a joining viewer's snapshot
+    // has the totals and positions. A partition that does not answer leaves its region
+    // unknown; the first live comment or a later catch-up sets it.
+    for r in 0..regions {
+        match shared.history.deletions(r, &video, 0).await {
+            Ok(tombstones) => room.apply_deletions(&shared.regions, r, &tombstones),
+            Err(e) => {
+                tracing::warn!(%video, region = r, error = %e, "tombstones unavailable; retrying")
+            }
+        }
+        let baseline = load_baseline(&shared, &video, r, false).await;
+        task.apply_baseline(r, baseline);
+    }
     room.ready.send_replace(true);
     tracing::debug!(%video, "room open");
 
     let cfg = &shared.config;
-    let mut likes = LikeCoalescer::new(cfg.like_interval);
     let mut presence = Presence {
         dirty: true,
         ..Default::default()
@@ -296,35 +354,35 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     let mut stopped = shared.stopped.clone();
     let mut grace: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    // Per region: the newest live comment held back until this region's history has the
-    // ones before it (see `on_comment`); 0 if none.
-    let mut behind = vec![0u64; shared.regions.len()];
     let mut remote_check = Instant::now() + REMOTE_CHECK.mul_f64(rand::random_range(0.5..1.5));
 
     loop {
+        let retry = task.retry_at.iter().flatten().min().copied();
         tokio::select! {
             msg = sub.next() => match msg {
-                Some(msg) => {
-                    on_message(&room, &shared, &mut likes, &mut presence, &mut behind, msg).await;
-                    if behind.iter().any(|&b| b > 0) {
-                        remote_check = remote_check.min(Instant::now() + REMOTE_RETRY);
-                    }
-                }
+                Some(msg) => task.on_message(&mut presence, msg),
                 None => break,
             },
-            _ = tokio::time::sleep_until(remote_check), if shared.regions.is_multi() => {
-                let still_behind = sync_remote(&room, &shared, &mut likes, &mut behind).await;
-                let wait = if still_behind { REMOTE_RETRY } else { REMOTE_CHECK };
-                remote_check = Instant::now() + wait;
+            Some(done) = reads.recv() => task.on_read(done),
+            _ = tokio::time::sleep_until(retry.unwrap_or(far)), if retry.is_some() => {
+                task.retry_due();
             }
-            _ = tokio::time::sleep_until(likes.due().unwrap_or(far)), if likes.due().is_some() => {
-                flush_likes(&room, &mut likes);
+            _ = tokio::time::sleep_until(remote_check), if shared.regions.is_multi() => {
+                // Other regions' comments the live feed did not bring (the gateway was
+                // cut) come from this region's mirrors.
+                for r in (0..regions).filter(|&r| r != shared.regions.own_index()) {
+                    task.catch_up(r);
+                }
+                remote_check = Instant::now() + REMOTE_CHECK.mul_f64(rand::random_range(0.5..1.5));
+            }
+            _ = tokio::time::sleep_until(task.likes.due().unwrap_or(far)), if task.likes.due().is_some() => {
+                flush_likes(&room, &mut task.likes);
             }
             _ = tick.tick() => {
                 presence_tick(&room, &shared, &mut presence).await;
-                for t in 0..shared.regions.len() {
+                for t in 0..regions {
                     if room.tombstones_upto(t).is_none() {
-                        read_tombstones(&room, &shared, t).await;
+                        task.read_tombstones(t, None);
                     }
                 }
             }
@@ -332,7 +390,9 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
             Ok(()) = reconnects.changed() => {
                 // Reconnected (or messages were dropped): close any gap right away
                 // instead of waiting for the next comment to reveal it.
-                catch_up(&room, &shared, &mut likes).await;
+                for r in 0..regions {
+                    task.catch_up(r);
+                }
             }
             _ = room.idle.notified() => {
                 if room.local_viewers() == 0 {
@@ -354,138 +414,320 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     tracing::debug!(%video, "room closed");
 }
 
-/// Reads each region's durable likes total and newest comment sequence from JetStream.
-///
-/// A region whose position is already known keeps it: jumping it to the newest stored
-/// sequence would skip comments that are stored but still on their way to this room.
-async fn load_baseline(room: &Room, shared: &Shared) {
-    let video = &room.video;
-    for r in 0..shared.regions.len() {
-        read_tombstones(room, shared, r).await;
-        let likes = shared.history.likes_total(r, video).await;
-        let known = room.state().positions[r].known;
-        let last = if known {
-            None
-        } else {
-            Some(shared.history.last_comment_seq(r, video).await)
+/// A region's likes total and newest comment sequence, read when a room opens.
+struct Baseline {
+    likes: Result<u64, HistoryError>,
+    /// `None` if the position was known already (not read).
+    last: Option<Result<u64, HistoryError>>,
+}
+
+/// Reads region `r`'s durable likes total and, unless `known`, its newest comment
+/// sequence from JetStream.
+async fn load_baseline(shared: &Shared, video: &VideoId, r: usize, known: bool) -> Baseline {
+    let likes = shared.history.likes_total(r, video).await;
+    let last = if known {
+        None
+    } else {
+        Some(shared.history.last_comment_seq(r, video).await)
+    };
+    Baseline { likes, last }
+}
+
+/// The room's loop state: one sequencer per region, the reads it started, likes.
+struct Task {
+    room: Arc<Room>,
+    shared: Arc<Shared>,
+    seqs: Vec<Sequencer<v1::Comment>>,
+    /// Per region: when to read again while a gap stays open.
+    retry_at: Vec<Option<Instant>>,
+    reads: mpsc::Sender<ReadDone>,
+    likes: LikeCoalescer,
+}
+
+impl Task {
+    fn on_message(&mut self, presence: &mut Presence, msg: async_nats::Message) {
+        let Some((region, _, kind)) = subjects::parse_live(&msg.subject) else {
+            return;
         };
-        let mut state = room.state();
-        match likes {
-            Ok(total) => state.likes[r] = state.likes[r].max(total),
+        let Some(r) = self.shared.regions.index_of(region) else {
+            // A region this deployment does not list: not ours to count.
+            return undecodable();
+        };
+        match kind {
+            LiveKind::Comment => self.on_comment(r, msg),
+            LiveKind::Deleted => self.on_tombstone(r, msg),
+            LiveKind::Likes => match v1::Likes::decode(msg.payload) {
+                Ok(l) => {
+                    metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
+                    {
+                        let mut state = self.room.state();
+                        state.likes[r] = state.likes[r].max(l.total);
+                    }
+                    self.likes.add(l.count, l.accepted_at_ms, Instant::now());
+                }
+                Err(_) => undecodable(),
+            },
+            LiveKind::Presence => match v1::Presence::decode(msg.payload) {
+                Ok(p) if p.node != self.shared.node_id => {
+                    let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 300_000).into());
+                    let known = presence
+                        .others
+                        .insert(p.node, (p.viewers.into(), Instant::now() + ttl))
+                        .is_some();
+                    if !known {
+                        // A frontend we did not know: answer with our own count so it
+                        // converges without waiting for our next refresh.
+                        presence.dirty = true;
+                    }
+                    if p.viewers == 0 {
+                        presence.others.retain(|_, (v, _)| *v > 0);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => undecodable(),
+            },
+        }
+    }
+
+    /// A comment republished by region `r`'s stream, with its sequence and the video's
+    /// previous one in that stream.
+    fn on_comment(&mut self, r: usize, msg: async_nats::Message) {
+        let header = |name: &str| -> Option<u64> {
+            msg.headers
+                .as_ref()?
+                .get(name)
+                .and_then(|v| v.as_str().parse().ok())
+        };
+        let (Some(seq), prev) = (
+            header("Nats-Sequence"),
+            header("Nats-Last-Sequence").unwrap_or(0),
+        ) else {
+            return undecodable();
+        };
+        let comment = match v1::Comment::decode(msg.payload.clone()) {
+            Ok(c) => c,
+            Err(_) => return undecodable(),
+        };
+        metrics::counter!("frontend_events_in_total", "kind" => "comment").increment(1);
+        let step = self.seqs[r].live(seq, prev, comment);
+        if step.duplicate {
+            metrics::counter!("frontend_duplicate_comments_total").increment(1);
+        }
+        if step.read.is_some() {
+            metrics::counter!("frontend_held_back_comments_total").increment(1);
+        }
+        self.apply(r, step);
+    }
+
+    /// A tombstone republished by region `t`'s stream: applied at once; if one before it
+    /// was missed (its `Nats-Last-Sequence` is the video's previous tombstone in that
+    /// stream), those are read from JetStream.
+    fn on_tombstone(&mut self, t: usize, msg: async_nats::Message) {
+        let header = |name: &str| -> Option<u64> {
+            msg.headers
+                .as_ref()?
+                .get(name)
+                .and_then(|v| v.as_str().parse().ok())
+        };
+        let (Some(seq), prev) = (
+            header("Nats-Sequence"),
+            header("Nats-Last-Sequence").unwrap_or(0),
+        ) else {
+            return undecodable();
+        };
+        let Ok(tombstone) = v1::CommentDeleted::decode(msg.payload) else {
+            return undecodable();
+        };
+        metrics::counter!("frontend_events_in_total", "kind" => "deleted").increment(1);
+        let known = self.room.tombstones_upto(t);
+        if known.is_none_or(|upto| prev > upto) {
+            // Missed some (or never read them): read from where we were.
+            self.read_tombstones(t, known);
+        }
+        self.room
+            .apply_deletions(&self.shared.regions, t, &[(seq, tombstone)]);
+    }
+
+    /// Reads region `t`'s tombstones after `after` (all of them for `None`).
+    fn read_tombstones(&self, t: usize, after: Option<u64>) {
+        let (shared, video, tx) = (
+            self.shared.clone(),
+            self.room.video.clone(),
+            self.reads.clone(),
+        );
+        tokio::spawn(async move {
+            let result = shared
+                .history
+                .deletions(t, &video, after.unwrap_or(0))
+                .await;
+            let _ = tx.send(ReadDone::Tombstones { t, result }).await;
+        });
+    }
+
+    fn on_read(&mut self, done: ReadDone) {
+        match done {
+            ReadDone::Tombstones { t, result } => match result {
+                Ok(tombstones) => self
+                    .room
+                    .apply_deletions(&self.shared.regions, t, &tombstones),
+                Err(e) => {
+                    // Forget where we were: the next tick reads them all again.
+                    tracing::warn!(video = %self.room.video, region = t, error = %e, "tombstones unavailable; retrying");
+                    self.room.forget_tombstones(t);
+                }
+            },
+            ReadDone::Comments { r, result } => {
+                let video = &self.room.video;
+                let comments = match result {
+                    Ok(comments) => {
+                        if !comments.is_empty() {
+                            metrics::counter!("frontend_backfilled_comments_total")
+                                .increment(comments.len() as u64);
+                            tracing::info!(%video, region = r, n = comments.len(), "backfilled comments the live feed missed");
+                        }
+                        Some(comments)
+                    }
+                    Err(e) => {
+                        tracing::warn!(%video, region = r, error = %e, "backfill failed; retrying");
+                        None
+                    }
+                };
+                let step = self.seqs[r].read_done(comments);
+                self.apply(r, step);
+            }
+            ReadDone::Newest { r, newest, likes } => {
+                if let Ok(total) = likes {
+                    self.raise_likes(r, total);
+                }
+                if let Ok(newest) = newest
+                    && let Some(read) = self.seqs[r].newest(newest)
+                {
+                    self.start_read(r, read);
+                }
+            }
+            ReadDone::Baseline { r, baseline } => self.apply_baseline(r, baseline),
+        }
+        for r in 0..self.seqs.len() {
+            self.schedule_retry(r);
+        }
+    }
+
+    /// Applies a region's baseline to the room's state and sequencer.
+    fn apply_baseline(&mut self, r: usize, baseline: Baseline) {
+        let video = self.room.video.clone();
+        match baseline.likes {
+            Ok(total) => self.raise_likes(r, total),
             Err(e) => tracing::warn!(%video, region = r, error = %e, "likes total unavailable"),
         }
-        let Some(last) = last else { continue };
-        let position = &mut state.positions[r];
-        if position.known {
-            // A live comment set it meanwhile.
-            continue;
-        }
-        match last {
-            Ok(seq) if seq >= position.last_seq => {
-                *position = Position {
-                    last_seq: seq,
-                    known: true,
-                    complete_since: seq,
-                };
+        match baseline.last {
+            Some(Ok(seq)) => {
+                self.seqs[r].baseline(seq);
+                let (last, _) = self.seqs[r].position();
+                let mut state = self.room.state();
+                let position = &mut state.positions[r];
+                if !position.known {
+                    *position = Position {
+                        last_seq: last,
+                        known: true,
+                        complete_since: last,
+                    };
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(
+            Some(Err(e)) => tracing::warn!(
                 %video, region = r, error = %e,
-                "last comment unknown; the next live comment sets it"
+                "last comment unknown; the next live comment or catch-up sets it"
             ),
+            None => {}
         }
     }
-}
 
-/// Reads region `t`'s tombstones of this video stored after the newest one known (all of
-/// them the first time) and applies them.
-async fn read_tombstones(room: &Room, shared: &Shared, t: usize) {
-    let after = room.tombstones_upto(t).unwrap_or(0);
-    match shared.history.deletions(t, &room.video, after).await {
-        Ok(tombstones) => room.apply_deletions(&shared.regions, t, &tombstones),
-        Err(e) => {
-            tracing::warn!(video = %room.video, region = t, error = %e, "tombstones unavailable; retrying")
+    /// Delivers what the sequencer released and starts the read it asked for.
+    fn apply(&mut self, r: usize, step: Step<v1::Comment>) {
+        let cfg = &self.shared.config;
+        for (seq, comment) in step.deliver {
+            self.room
+                .push_comment(&self.shared.regions, r, seq, &comment, cfg.replay_buffer);
+        }
+        if let Some(read) = step.read {
+            self.start_read(r, read);
+        }
+        self.schedule_retry(r);
+    }
+
+    /// A gap still open after a read is read again, after [`GAP_RETRY`].
+    fn schedule_retry(&mut self, r: usize) {
+        if !self.seqs[r].has_gap() {
+            self.retry_at[r] = None;
+        } else if self.retry_at[r].is_none() {
+            self.retry_at[r] = Some(Instant::now() + GAP_RETRY);
         }
     }
-}
 
-/// A tombstone republished by region `t`'s stream: applied, after any missed before it
-/// (its `Nats-Last-Sequence` is the video's previous tombstone in that stream).
-async fn on_tombstone(room: &Room, shared: &Shared, t: usize, msg: async_nats::Message) {
-    let header = |name: &str| -> Option<u64> {
-        msg.headers
-            .as_ref()?
-            .get(name)
-            .and_then(|v| v.as_str().parse().ok())
-    };
-    let (Some(seq), prev) = (
-        header("Nats-Sequence"),
-        header("Nats-Last-Sequence").unwrap_or(0),
-    ) else {
-        return undecodable();
-    };
-    let Ok(tombstone) = v1::CommentDeleted::decode(msg.payload) else {
-        return undecodable();
-    };
-    metrics::counter!("frontend_events_in_total", "kind" => "deleted").increment(1);
-    match room.tombstones_upto(t) {
-        Some(upto) if prev <= upto => room.apply_deletions(&shared.regions, t, &[(seq, tombstone)]),
-        // Missed one (or never read them): read them all from JetStream, this one too.
-        _ => {
-            read_tombstones(room, shared, t).await;
-            room.apply_deletions(&shared.regions, t, &[(seq, tombstone)]);
-        }
-    }
-}
-
-async fn on_message(
-    room: &Room,
-    shared: &Shared,
-    likes: &mut LikeCoalescer,
-    presence: &mut Presence,
-    behind: &mut [u64],
-    msg: async_nats::Message,
-) {
-    let Some((region, _, kind)) = subjects::parse_live(&msg.subject) else {
-        return;
-    };
-    let Some(r) = shared.regions.index_of(region) else {
-        // A region this deployment does not list: not ours to count.
-        return undecodable();
-    };
-    match kind {
-        LiveKind::Comment => on_comment(room, shared, r, &mut behind[r], msg).await,
-        LiveKind::Deleted => on_tombstone(room, shared, r, msg).await,
-        LiveKind::Likes => match v1::Likes::decode(msg.payload) {
-            Ok(l) => {
-                metrics::counter!("frontend_events_in_total", "kind" => "likes").increment(1);
-                {
-                    let mut state = room.state();
-                    state.likes[r] = state.likes[r].max(l.total);
+    fn retry_due(&mut self) {
+        let now = Instant::now();
+        for r in 0..self.seqs.len() {
+            if self.retry_at[r].is_some_and(|at| at <= now) {
+                self.retry_at[r] = None;
+                if let Some(read) = self.seqs[r].retry() {
+                    self.start_read(r, read);
                 }
-                likes.add(l.count, l.accepted_at_ms, Instant::now());
+                self.schedule_retry(r);
             }
-            Err(_) => undecodable(),
-        },
-        LiveKind::Presence => match v1::Presence::decode(msg.payload) {
-            Ok(p) if p.node != shared.node_id => {
-                let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 300_000).into());
-                let known = presence
-                    .others
-                    .insert(p.node, (p.viewers.into(), Instant::now() + ttl))
-                    .is_some();
-                if !known {
-                    // A frontend we did not know: answer with our own count so it
-                    // converges without waiting for our next refresh.
-                    presence.dirty = true;
-                }
-                if p.viewers == 0 {
-                    presence.others.retain(|_, (v, _)| *v > 0);
-                }
-            }
-            Ok(_) => {}
-            Err(_) => undecodable(),
-        },
+        }
+    }
+
+    /// Region `r` up to date from JetStream: its baseline if still unknown, else the
+    /// comments stored since the room's position and a higher likes total.
+    fn catch_up(&mut self, r: usize) {
+        self.read_tombstones(r, self.room.tombstones_upto(r));
+        let (shared, video, tx) = (
+            self.shared.clone(),
+            self.room.video.clone(),
+            self.reads.clone(),
+        );
+        let (_, known) = self.seqs[r].position();
+        tokio::spawn(async move {
+            let done = if known {
+                let newest = shared.history.last_comment_seq(r, &video).await;
+                let likes = shared.history.likes_total(r, &video).await;
+                ReadDone::Newest { r, newest, likes }
+            } else {
+                let baseline = load_baseline(&shared, &video, r, false).await;
+                ReadDone::Baseline { r, baseline }
+            };
+            let _ = tx.send(done).await;
+        });
+    }
+
+    fn start_read(&self, r: usize, read: Read) {
+        let (shared, video, tx) = (
+            self.shared.clone(),
+            self.room.video.clone(),
+            self.reads.clone(),
+        );
+        tokio::spawn(async move {
+            let result = shared
+                .history
+                .comments(r, &video, read.after, read.upto, shared.config.max_replay)
+                .await;
+            let _ = tx.send(ReadDone::Comments { r, result }).await;
+        });
+    }
+
+    /// Raises region `r`'s likes total to what JetStream has; if it rose, viewers get
+    /// the difference as a `likes` event.
+    fn raise_likes(&mut self, r: usize, total: u64) {
+        let added = {
+            let mut state = self.room.state();
+            let added = total.saturating_sub(state.likes[r]);
+            state.likes[r] += added;
+            added
+        };
+        // Before the room is ready nobody watches; afterwards the rise is news.
+        if added > 0 && *self.room.ready.borrow() {
+            // Acceptance time unknown (0): no latency sample for these.
+            self.likes.add(added, 0, Instant::now());
+        }
     }
 }
 
@@ -493,190 +735,11 @@ fn undecodable() {
     metrics::counter!("frontend_undecodable_total").increment(1);
 }
 
-/// A comment republished by region `r`'s stream, with its sequence and the video's
-/// previous one in that stream. `behind` is the region's newest held-back comment.
-async fn on_comment(
-    room: &Room,
-    shared: &Shared,
-    r: usize,
-    behind: &mut u64,
-    msg: async_nats::Message,
-) {
-    let header = |name: &str| -> Option<u64> {
-        msg.headers
-            .as_ref()?
-            .get(name)
-            .and_then(|v| v.as_str().parse().ok())
-    };
-    let (Some(seq), prev) = (
-        header("Nats-Sequence"),
-        header("Nats-Last-Sequence").unwrap_or(0),
-    ) else {
-        undecodable();
-        return;
-    };
-    let comment = match v1::Comment::decode(msg.payload.clone()) {
-        Ok(c) => c,
-        Err(_) => return undecodable(),
-    };
-    metrics::counter!("frontend_events_in_total", "kind" => "comment").increment(1);
-    let position = room.state().positions[r];
-    if seq <= position.last_seq {
-        metrics::counter!("frontend_duplicate_comments_total").increment(1);
-        return;
-    }
-    if position.known && prev > position.last_seq {
-        let mut reached = backfill(room, shared, r, position.last_seq, prev).await;
-        if r != shared.regions.own_index() {
-            if reached < prev {
-                // Another region's comments come from this region's mirror of its
-                // stream, which lags behind the live feed right after a cut gateway
-                // heals. Delivering this one now would skip the missing ones for good:
-                // hold it back; `sync_remote` delivers them all, in order, from the
-                // mirror once it has caught up.
-                *behind = (*behind).max(seq);
-                metrics::counter!("frontend_held_back_comments_total").increment(1);
-                return;
-            }
-        } else {
-            // Direct gets may be answered by a replica a few milliseconds behind the
-            // stream's leader: ask again before giving up on the gap.
-            for _ in 0..3 {
-                if reached >= prev {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                reached = backfill(room, shared, r, reached, prev).await;
-            }
-        }
-    }
-    room.push_comment(
-        &shared.regions,
-        r,
-        seq,
-        &comment,
-        shared.config.replay_buffer,
-    );
-}
-
-/// Fetches region `r`'s comments `after < seq <= upto` the room missed and broadcasts
-/// them; returns the sequence it reached (`after` if none was found).
-async fn backfill(room: &Room, shared: &Shared, r: usize, after: u64, upto: u64) -> u64 {
-    let video = &room.video;
-    match shared
-        .history
-        .comments(r, video, after, upto, shared.config.max_replay)
-        .await
-    {
-        Ok(comments) => {
-            metrics::counter!("frontend_backfilled_comments_total")
-                .increment(comments.len() as u64);
-            tracing::info!(%video, region = r, after, upto, n = comments.len(), "closed a gap in the live feed");
-            let reached = comments.last().map_or(after, |(seq, _)| *seq);
-            for (seq, comment) in comments {
-                room.push_comment(
-                    &shared.regions,
-                    r,
-                    seq,
-                    &comment,
-                    shared.config.replay_buffer,
-                );
-            }
-            reached
-        }
-        Err(e) => {
-            // Viewers still resume correctly: their Last-Event-ID replays from JetStream.
-            tracing::warn!(%video, region = r, after, upto, error = %e, "backfill failed");
-            after
-        }
-    }
-}
-
-/// After a reconnect: backfill anything stored since the last comment we broadcast.
-async fn catch_up(room: &Room, shared: &Shared, likes: &mut LikeCoalescer) {
-    for r in 0..shared.regions.len() {
-        catch_up_region(room, shared, likes, r).await;
-    }
-}
-
-/// Brings region `r` up to date from JetStream: its baseline if still unknown (then
-/// `None`), else the comments stored since the room's position and a higher likes total;
-/// returns how far the region's position moved (in stream sequences).
-async fn catch_up_region(
-    room: &Room,
-    shared: &Shared,
-    likes: &mut LikeCoalescer,
-    r: usize,
-) -> Option<u64> {
-    let position = room.state().positions[r];
-    if !position.known {
-        load_baseline(room, shared).await;
-        return None;
-    }
-    read_tombstones(room, shared, r).await;
-    let mut delivered = 0;
-    if let Ok(newest) = shared.history.last_comment_seq(r, &room.video).await
-        && newest > position.last_seq
-    {
-        delivered = backfill(room, shared, r, position.last_seq, newest).await - position.last_seq;
-    }
-    refresh_likes(room, shared, likes, r).await;
-    Some(delivered)
-}
-
 /// How often a room compares the other regions' comments and likes totals, as this
 /// region's mirrors have them, with what it delivered (jittered ±50 %): the bound on
 /// how long after a cut gateway heals a quiet video's viewers wait for what the cut
 /// kept from them. Costs two direct gets per other region per room.
 const REMOTE_CHECK: Duration = Duration::from_secs(5);
-/// How soon a room looks again while it holds back a comment.
-const REMOTE_RETRY: Duration = Duration::from_millis(250);
-
-/// Other regions' comments the live feed did not bring (the gateway between the regions
-/// was cut; a comment held back by `on_comment`) are delivered from this region's
-/// mirrors, in order, and a higher likes total goes out as a `likes` event. Returns
-/// whether a held-back comment is still missing.
-async fn sync_remote(
-    room: &Room,
-    shared: &Shared,
-    likes: &mut LikeCoalescer,
-    behind: &mut [u64],
-) -> bool {
-    let mut still_behind = false;
-    for (r, held) in behind.iter_mut().enumerate() {
-        if r == shared.regions.own_index() {
-            continue;
-        }
-        let Some(delivered) = catch_up_region(room, shared, likes, r).await else {
-            continue;
-        };
-        metrics::counter!("frontend_remote_caught_up_total").increment(delivered);
-        if *held > room.state().positions[r].last_seq {
-            still_behind = true;
-        } else {
-            *held = 0;
-        }
-    }
-    still_behind
-}
-
-/// Raises region `r`'s likes total to what JetStream has; if it rose, viewers get the
-/// difference as a `likes` event.
-async fn refresh_likes(room: &Room, shared: &Shared, likes: &mut LikeCoalescer, r: usize) {
-    let Ok(total) = shared.history.likes_total(r, &room.video).await else {
-        return;
-    };
-    let added = {
-        let mut state = room.state();
-        let added = total.saturating_sub(state.likes[r]);
-        state.likes[r] += added;
-        added
-    };
-    if added > 0 {
-        // Acceptance time unknown (0): no latency sample for these.
-        likes.add(added, 0, Instant::now());
-    }
-}
 
 fn flush_likes(room: &Room, likes: &mut LikeCoalescer) {
     if let Some(batch) = likes.flush(Instant::now()) {

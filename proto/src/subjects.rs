@@ -170,6 +170,11 @@ pub fn ingest_like(video: &VideoId) -> String {
     format!("ingest.v1.{video}.like")
 }
 
+/// Batched ingest of likes of one video (`LikeBatch`, answered with `IngestReply`).
+pub fn ingest_like_batch(video: &VideoId) -> String {
+    format!("ingest.v1.{video}.likes")
+}
+
 /// Ingest of comments (request-reply, answered with `IngestReply`).
 pub fn ingest_comment(video: &VideoId) -> String {
     format!("ingest.v1.{video}.comment")
@@ -195,6 +200,8 @@ pub enum LiveKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestKind {
     Like,
+    /// Many likes of one video at once (`LikeBatch`).
+    LikeBatch,
     Comment,
     DeleteComment,
     Ban,
@@ -206,6 +213,7 @@ impl IngestKind {
     pub fn token(self) -> &'static str {
         match self {
             IngestKind::Like => "like",
+            IngestKind::LikeBatch => "likes",
             IngestKind::Comment => "comment",
             IngestKind::DeleteComment => "delete_comment",
             IngestKind::Ban => "ban",
@@ -235,6 +243,7 @@ pub fn parse_ingest(subject: &str) -> Option<(VideoId, IngestKind)> {
     let (video, kind) = rest.rsplit_once('.')?;
     let kind = match kind {
         "like" => IngestKind::Like,
+        "likes" => IngestKind::LikeBatch,
         "comment" => IngestKind::Comment,
         "delete_comment" => IngestKind::DeleteComment,
         "ban" => IngestKind::Ban,
@@ -263,6 +272,10 @@ mod tests {
         assert_eq!(
             parse_ingest(&ingest_like(&v)),
             Some((v.clone(), IngestKind::Like))
+        );
+        assert_eq!(
+            parse_ingest(&ingest_like_batch(&v)),
+            Some((v.clone(), IngestKind::LikeBatch))
         );
         assert_eq!(
             parse_ingest(&ingest_comment(&v)),

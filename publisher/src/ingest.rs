@@ -1,6 +1,8 @@
 //! The NATS edge: likes and comments published straight to `ingest.v1.{video}.like` and
-//! `ingest.v1.{video}.comment` as protobuf (`LikeRequest`, `CommentRequest`), answered on
-//! the reply subject with an `IngestReply` once stored (request-reply = acknowledged).
+//! `ingest.v1.{video}.comment` as protobuf (`LikeRequest`, `CommentRequest`), and batches
+//! of likes from edge tiers that aggregate on `ingest.v1.{video}.likes` (`LikeBatch`),
+//! answered on the reply subject with an `IngestReply` once stored (request-reply =
+//! acknowledged).
 //! The same checks as over HTTP, including the JWT (`token` field) when auth is on; a
 //! message that does not decode is counted and answered with status 400, never forwarded
 //! and never fatal.
@@ -123,6 +125,27 @@ async fn handle(
             })
             .await;
         }
+        IngestKind::LikeBatch => {
+            let (user, count, key) = match check_like_batch(&service.auth, &msg.payload) {
+                Ok(checked) => checked,
+                Err(r) => return refusal(client, msg.reply, r).await,
+            };
+            let (client, service) = (client.clone(), service.clone());
+            spawn_bounded(in_flight, async move {
+                match service.like_batch(&video, &user, count, &key).await {
+                    Ok(total) => {
+                        let answer = v1::IngestReply {
+                            status: 202,
+                            total,
+                            ..Default::default()
+                        };
+                        send(&client, msg.reply, answer).await;
+                    }
+                    Err(e) => refused(&client, msg.reply, e).await,
+                }
+            })
+            .await;
+        }
         IngestKind::Comment => {
             let (user, text, key) = match check_comment(&service.auth, &msg.payload) {
                 Ok(checked) => checked,
@@ -192,6 +215,26 @@ pub fn check_like(auth: &Auth, payload: &[u8]) -> Result<(UserId, Option<String>
     Ok((user, key))
 }
 
+/// Most likes one `LikeBatch` may carry.
+pub const MAX_LIKE_BATCH: u64 = 1_000_000;
+
+/// Decodes a `LikeBatch` and checks its token, user, count and (required) idempotency
+/// key; returns the account it acts as, the count and the key.
+pub fn check_like_batch(auth: &Auth, payload: &[u8]) -> Result<(UserId, u64, String), Refusal> {
+    let request = v1::LikeBatch::decode(payload).map_err(|_| Refusal::Undecodable)?;
+    let caller = auth.authenticate(non_empty(&request.token))?;
+    let user = caller.acting_as(non_empty(&request.user))?;
+    if !(1..=MAX_LIKE_BATCH).contains(&request.count) {
+        return Err(Refusal::Status(
+            400,
+            format!("count must be 1 to {MAX_LIKE_BATCH}"),
+        ));
+    }
+    let key = non_empty(&request.idempotency_key)
+        .ok_or_else(|| Refusal::Status(400, "idempotency_key is required".into()))?;
+    Ok((user, request.count, idempotency_key(key)?.to_owned()))
+}
+
 /// Decodes a `CommentRequest` and checks its token, user, text and idempotency key.
 pub fn check_comment(
     auth: &Auth,
@@ -258,7 +301,7 @@ pub fn check_moderation(
                 by,
             }
         }
-        IngestKind::Like | IngestKind::Comment => {
+        IngestKind::Like | IngestKind::LikeBatch | IngestKind::Comment => {
             return Err(Refusal::Status(400, "not a moderation request".into()));
         }
     })
@@ -391,6 +434,40 @@ mod tests {
             "eve"
         );
         assert_eq!(check_like(&on, &[0xff, 0xff]), Err(Refusal::Undecodable));
+        let batch = |count: u64, key: &str, token: &str| {
+            v1::LikeBatch {
+                user: "edge-1".into(),
+                count,
+                idempotency_key: key.into(),
+                token: token.into(),
+            }
+            .encode_to_vec()
+        };
+        let off = Auth::default();
+        assert_eq!(
+            check_like_batch(&off, &batch(500, "b1", "")).map(|(u, n, k)| (u.to_string(), n, k)),
+            Ok(("edge-1".into(), 500, "b1".into()))
+        );
+        for bad in [
+            batch(0, "b1", ""),
+            batch(MAX_LIKE_BATCH + 1, "b1", ""),
+            batch(5, "", ""),
+            batch(5, "no way", ""),
+        ] {
+            assert!(matches!(
+                check_like_batch(&off, &bad),
+                Err(Refusal::Status(400, _))
+            ));
+        }
+        assert!(matches!(
+            check_like_batch(&on, &batch(5, "b1", "")),
+            Err(Refusal::Status(401, _))
+        ));
+        assert!(matches!(
+            check_like_batch(&on, &batch(5, "b1", &token(&key, "eve"))),
+            Err(Refusal::Status(403, _))
+        ));
+        assert!(check_like_batch(&on, &batch(5, "b1", &token(&key, "edge-1"))).is_ok());
         let comment = v1::CommentRequest {
             text: "hi".into(),
             token: token(&key, "eve"),
@@ -464,6 +541,7 @@ mod tests {
         fn arbitrary_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
             for auth in [Auth::default(), Auth::new(Some(Key::new(b"k")))] {
                 let _ = check_like(&auth, &payload);
+                let _ = check_like_batch(&auth, &payload);
                 let _ = check_comment(&auth, &payload);
             }
         }

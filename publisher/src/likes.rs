@@ -115,6 +115,36 @@ impl LikeBatcher {
             .map_err(|_| LikeError::Closed)
     }
 
+    /// Stores a batch of `count` likes of `video` at once (batched ingest from an edge
+    /// tier) as its own counter write whose `Nats-Msg-Id` is `msg_id`: JetStream counts a
+    /// retried batch once. Returns the video's total.
+    pub async fn store_batch(
+        &self,
+        video: &VideoId,
+        count: u64,
+        msg_id: &str,
+    ) -> Result<u64, LikeError> {
+        let p = self.partitions.of(video);
+        let accepted_at_ms = live_proto::now_ms();
+        let (total, duplicate) = increment(&self.js, &self.region, p, video, count, msg_id).await?;
+        if duplicate {
+            metrics::counter!("publisher_likes_duplicate_total").increment(count);
+        } else {
+            metrics::counter!("publisher_likes_stored_total").increment(count);
+            metrics::counter!("publisher_like_writes_total").increment(1);
+            publish_likes(
+                &self.js.client(),
+                &self.region,
+                video,
+                count,
+                total,
+                accepted_at_ms,
+            )
+            .await;
+        }
+        Ok(total)
+    }
+
     /// Queues `count` likes of `video` and waits until they are stored; returns the
     /// video's new total.
     pub async fn like(&self, video: VideoId, count: u64) -> Result<u64, LikeError> {
@@ -204,23 +234,15 @@ impl Flusher {
                 Ok(total) => {
                     metrics::counter!("publisher_likes_stored_total").increment(batch.count);
                     metrics::counter!("publisher_like_writes_total").increment(1);
-                    let event = v1::Likes {
-                        video: video.to_string(),
-                        count: batch.count,
-                        total: *total,
-                        accepted_at_ms: batch.oldest_ms,
-                        region: self.region.to_string(),
-                    };
-                    if let Err(e) = self
-                        .client
-                        .publish(
-                            subjects::live_likes(&self.region, &video),
-                            event.encode_to_vec().into(),
-                        )
-                        .await
-                    {
-                        tracing::warn!(%video, error = %e, "publishing likes event failed");
-                    }
+                    publish_likes(
+                        &self.client,
+                        &self.region,
+                        &video,
+                        batch.count,
+                        *total,
+                        batch.oldest_ms,
+                    )
+                    .await;
                 }
                 Err(e) => {
                     metrics::counter!("publisher_like_write_errors_total").increment(1);
@@ -236,28 +258,17 @@ impl Flusher {
     /// Adds `count` to the video's counter; returns the new total. Retried through
     /// failures with one `Nats-Msg-Id` per batch, so a batch is counted once.
     async fn increment(&self, video: &VideoId, count: u64) -> Result<u64, LikeError> {
-        let subject = subjects::likes_counter(&self.region, self.partition, video);
         let msg_id = crate::comments::random_key();
-        let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Incr", format!("+{count}").as_str());
-            headers.insert("Nats-Msg-Id", msg_id.as_str());
-            let subject = subject.clone();
-            async move {
-                self.js
-                    .publish_with_headers(subject, headers, Bytes::new())
-                    .await
-                    .map_err(|e| LikeError::Store(e.to_string()))?
-                    .await
-                    .map_err(|e| LikeError::Store(e.to_string()))
-            }
-        })
-        .await?;
-        match ack.value.as_deref().and_then(|v| v.parse().ok()) {
-            Some(total) => Ok(total),
-            // A retried batch that had been stored: its ack carries no value; read it.
-            None => read_total(&self.js, &self.region, self.partition, video).await,
-        }
+        increment(
+            &self.js,
+            &self.region,
+            self.partition,
+            video,
+            count,
+            &msg_id,
+        )
+        .await
+        .map(|(total, _)| total)
     }
 
     async fn answer(&self, waiter: Waiter, result: Result<u64, LikeError>) {
@@ -285,6 +296,67 @@ impl Flusher {
             }
             Waiter::None => {}
         }
+    }
+}
+
+/// Adds `count` to the video's counter in partition `p` with the write's `Nats-Msg-Id`
+/// `msg_id`, retried through failures with that same id; returns the new total and
+/// whether JetStream had already stored that id (a retry: not counted again).
+async fn increment(
+    js: &jetstream::Context,
+    region: &Region,
+    p: Partition,
+    video: &VideoId,
+    count: u64,
+    msg_id: &str,
+) -> Result<(u64, bool), LikeError> {
+    let subject = subjects::likes_counter(region, p, video);
+    let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Incr", format!("+{count}").as_str());
+        headers.insert("Nats-Msg-Id", msg_id);
+        let subject = subject.clone();
+        async move {
+            js.publish_with_headers(subject, headers, Bytes::new())
+                .await
+                .map_err(|e| LikeError::Store(e.to_string()))?
+                .await
+                .map_err(|e| LikeError::Store(e.to_string()))
+        }
+    })
+    .await?;
+    match ack.value.as_deref().and_then(|v| v.parse().ok()) {
+        Some(total) if !ack.duplicate => Ok((total, false)),
+        // A duplicate's ack carries no new value; read it.
+        _ => Ok((read_total(js, region, p, video).await?, ack.duplicate)),
+    }
+}
+
+/// Tells the frontends: `count` likes of `video` were stored, the region's total is
+/// `total`.
+async fn publish_likes(
+    client: &async_nats::Client,
+    region: &Region,
+    video: &VideoId,
+    count: u64,
+    total: u64,
+    accepted_at_ms: i64,
+) {
+    let event = v1::Likes {
+        video: video.to_string(),
+        count,
+        total,
+        accepted_at_ms,
+        region: region.to_string(),
+    };
+    if let Err(e) = client
+        .publish(
+            subjects::live_likes(region, video),
+            event.encode_to_vec().into(),
+        )
+        .await
+    {
+        tracing::warn!(%video, error = %e, "publishing likes event failed");
     }
 }
 

@@ -132,6 +132,22 @@ impl Service {
         }
     }
 
+    /// Stores `count` likes of `video` at once (an edge tier's batch); a retry with the
+    /// same `key` within 2 minutes is counted once. The batch acts as `user` (the edge's
+    /// account) and spends one request of its rate limit: the edge tier has aggregated
+    /// and limited its own users. Returns the video's total.
+    pub async fn like_batch(
+        &self,
+        video: &VideoId,
+        user: &UserId,
+        count: u64,
+        key: &str,
+    ) -> Result<u64, RefusedError> {
+        Self::limit(&self.like_limit, user)?;
+        let msg_id = format!("{video}.{user}.{key}");
+        Ok(self.likes.store_batch(video, count, &msg_id).await?)
+    }
+
     /// Queues a like whose outcome is answered by the batcher itself (NATS ingest).
     pub async fn like_answered_by(
         &self,
