@@ -281,3 +281,71 @@ async fn killing_a_partition_leader_stalls_only_that_partition_and_loses_nothing
         "unaffected partitions stalled for {worst_unaffected:?}"
     );
 }
+
+#[tokio::test]
+async fn partition_leaders_spread_again_after_a_server_returns() {
+    const PARTITIONS: u32 = 3;
+    let mut cluster = NatsCluster::start(3);
+    let node0 = cluster.nodes[0].url();
+    let _publisher = e2e::publisher_at(&node0, |c| {
+        c.replicas = 3;
+        c.partitions = PARTITIONS;
+        c.rebalance_interval = Duration::from_millis(500);
+    })
+    .await;
+    let js = async_nats::jetstream::new(async_nats::connect(&node0).await.unwrap());
+    // Leaders of the comments partitions, per server.
+    let per_server = |js: async_nats::jetstream::Context| async move {
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for p in 0..PARTITIONS {
+            let name = format!("COMMENTS_local_p{p}");
+            let Ok(mut stream) = js.get_stream(&name).await else {
+                return per;
+            };
+            let Ok(info) = stream.info().await else {
+                return per;
+            };
+            if let Some(leader) = info.cluster.clone().and_then(|c| c.leader) {
+                *per.entry(leader).or_default() += 1;
+            }
+        }
+        per
+    };
+    let spread = |per: &BTreeMap<String, usize>| per.len() == 3 && per.values().all(|&n| n == 1);
+    assert!(
+        e2e::eventually_async(T, || {
+            let js = js.clone();
+            async move { spread(&per_server(js).await) }
+        })
+        .await,
+        "leaders spread at start: {:?}",
+        per_server(js.clone()).await
+    );
+    // Node 2 goes away: its partition fails over to the others; then it comes back.
+    cluster.nodes[2].kill();
+    assert!(
+        e2e::eventually_async(T, || {
+            let js = js.clone();
+            async move {
+                let per = per_server(js).await;
+                per.values().sum::<usize>() == 3 && !per.contains_key("n2")
+            }
+        })
+        .await
+    );
+    cluster.nodes[2].restart();
+    let back = Instant::now();
+    assert!(
+        e2e::eventually_async(T, || {
+            let js = js.clone();
+            async move { spread(&per_server(js).await) }
+        })
+        .await,
+        "leaders spread again after n2 returned: {:?}",
+        per_server(js.clone()).await
+    );
+    eprintln!(
+        "leaders spread again {:?} after n2 returned",
+        back.elapsed()
+    );
+}

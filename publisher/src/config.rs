@@ -42,6 +42,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=live_proto::partitions::MAX_PARTITIONS as i64))]
     pub partitions: u32,
 
+    /// How often the region's partition stream leaders are evened out over the cluster's
+    /// servers (one leader move per round; see `publisher/src/placement.rs`). Only with
+    /// `--replicas` above 1 and `--partitions` above 1.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub rebalance_interval: Duration,
+
     /// JetStream replicas of the COMMENTS and LIKES streams (3 on a 3-node cluster).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,

@@ -9,6 +9,7 @@
 //! - [`auth`]: who a request acts as (`--jwt-secret`: the token's `sub`).
 //! - [`ratelimit`]: rate limits per user and per video (`governor`).
 //! - [`moderation`]: deleting comments (tombstones), bans and slow mode.
+//! - [`placement`]: keeps the partitions' stream leaders spread over the servers.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
@@ -21,6 +22,7 @@ pub mod http;
 pub mod ingest;
 pub mod likes;
 pub mod moderation;
+pub mod placement;
 pub mod ratelimit;
 pub mod retry;
 pub mod service;
@@ -107,7 +109,7 @@ pub async fn run(
     }
     let service = Arc::new(service::Service {
         auth: auth::Auth::with_verifier(verifier),
-        comments: comments::CommentStore::new(js, regions.clone(), partitions),
+        comments: comments::CommentStore::new(js.clone(), regions.clone(), partitions),
         like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(
             client.clone(),
@@ -127,6 +129,15 @@ pub async fn run(
         }
     };
     let ingest = tokio::spawn(ingest::serve(client.clone(), service.clone(), stopped));
+    if config.replicas > 1 {
+        tokio::spawn(placement::keep_spread(
+            js.clone(),
+            regions.clone(),
+            partitions,
+            config.rebalance_interval,
+            stop_rx.clone(),
+        ));
+    }
     let following = {
         let (service, mut rx) = (service.clone(), stop_rx.clone());
         tokio::spawn(async move {
