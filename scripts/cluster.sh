@@ -2,7 +2,9 @@
 # A 3-node JetStream cluster on this machine (nats/cluster/n{1,2,3}.conf), in the
 # background: clients on 127.0.0.1:4222-4224, monitoring on 8222-8224.
 #   scripts/cluster.sh up | down | status
-# Then: publisher --replicas 3 --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+# Then: publisher --replicas 3 --partitions 3 --nats nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+#       frontend --partitions 3 --nats (the same URLs)
+# `status` also shows which server leads each partition stream (from /jsz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.run/cluster
@@ -45,6 +47,19 @@ status() {
       curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && state="$state, healthy" || state="$state, not ready"
     fi
     echo "n$i  nats://127.0.0.1:$((4221 + i))  monitor http://127.0.0.1:$port  $state"
+  done  # Stream leaders, from any healthy node's monitoring endpoint.
+  for i in 1 2 3; do
+    local port=$((8221 + i)) jsz
+    jsz=$(curl -fs "http://127.0.0.1:$port/jsz?accounts=true&streams=true" 2>/dev/null) || continue
+    python3 - "$jsz" <<'PY'
+import json, sys
+data = json.loads(sys.argv[1])
+rows = [(s["name"], (s.get("cluster") or {}).get("leader", "?"))
+        for a in data.get("account_details", []) for s in a.get("stream_detail", [])]
+for name, leader in sorted(rows):
+    print(f"  stream {name:<28} leader {leader}")
+PY
+    break
   done
 }
 

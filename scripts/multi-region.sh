@@ -20,6 +20,8 @@
 #   edge (leaf)   NATS 14322, monitoring 18322, frontend 18083 (joined to east)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Partitions of each region's write path (one per NATS server of a region).
+PARTITIONS="${LIVE_PARTITIONS:-3}"
 dir=.run/multi-region
 bin=target/release
 regions=(east west)
@@ -95,14 +97,14 @@ up() {
   for r in "${regions[@]}"; do
     p=$(prefix "$r")
     start "publisher-$r" "$bin/publisher" --listen "127.0.0.1:${p}8081" --nats "$(nats_urls "$r")" \
-      --replicas 3 --region "$r" --regions east,west
+      --replicas 3 --partitions "$PARTITIONS" --region "$r" --regions east,west
   done
   for r in "${regions[@]}"; do
     p=$(prefix "$r")
     wait_http "http://127.0.0.1:${p}8081/healthz" "publisher-$r" 60
     for port in "${p}8080" "${p}8082"; do
       start "frontend-$r-$port" "$bin/frontend" --listen "127.0.0.1:$port" --nats "$(nats_urls "$r")" \
-        --region "$r" --regions east,west --publisher-url "http://127.0.0.1:${p}8081"
+        --partitions "$PARTITIONS" --region "$r" --regions east,west --publisher-url "http://127.0.0.1:${p}8081"
     done
   done
   for r in "${regions[@]}"; do
@@ -132,7 +134,7 @@ leaf() {
   start edge-east "$NATS_SERVER_BIN" -c nats/multi-region/leaf-east.conf
   wait_http http://127.0.0.1:18322/healthz "nats-server edge-east" 30
   start frontend-edge-18083 "$bin/frontend" --listen 127.0.0.1:18083 --nats nats://127.0.0.1:14322 --js-domain hub \
-    --region east --regions east,west --publisher-url http://127.0.0.1:18081
+    --partitions "$PARTITIONS" --region east --regions east,west --publisher-url http://127.0.0.1:18081
   wait_http http://127.0.0.1:18083/healthz frontend-edge-18083 30
   status
 }

@@ -664,8 +664,8 @@ async fn moderation_in_one_region_holds_in_the_other() {
     // mirror's lag a fresh room in east does not know west's tombstone yet; its remote
     // check then sends `comment_deleted` within 5 s.)
     for (here, mirror) in [
-        ("east", "COMMENTS_west_east"),
-        ("west", "COMMENTS_east_west"),
+        ("east", "COMMENTS_west_p0_east"),
+        ("west", "COMMENTS_east_p0_west"),
     ] {
         let nats = async_nats::connect(sc.region(here).nodes[0].url())
             .await
