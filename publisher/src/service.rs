@@ -143,7 +143,7 @@ impl Service {
         count: u64,
         key: &str,
     ) -> Result<u64, RefusedError> {
-        Self::limit(&self.like_limit, user)?;
+        Self::limit(&self.like_limit, user, video)?;
         let msg_id = format!("{video}.{user}.{key}");
         Ok(self.likes.store_batch(video, count, &msg_id).await?)
     }
