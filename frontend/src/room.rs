@@ -492,16 +492,7 @@ impl Task {
     /// A comment republished by region `r`'s stream, with its sequence and the video's
     /// previous one in that stream.
     fn on_comment(&mut self, r: usize, msg: async_nats::Message) {
-        let header = |name: &str| -> Option<u64> {
-            msg.headers
-                .as_ref()?
-                .get(name)
-                .and_then(|v| v.as_str().parse().ok())
-        };
-        let (Some(seq), prev) = (
-            header("Nats-Sequence"),
-            header("Nats-Last-Sequence").unwrap_or(0),
-        ) else {
+        let Some((seq, prev)) = sequences(&msg) else {
             return undecodable();
         };
         let comment = match v1::Comment::decode(msg.payload.clone()) {
@@ -513,7 +504,7 @@ impl Task {
         if step.duplicate {
             metrics::counter!("frontend_duplicate_comments_total").increment(1);
         }
-        if step.read.is_some() {
+        if !step.duplicate && step.deliver.is_empty() {
             metrics::counter!("frontend_held_back_comments_total").increment(1);
         }
         self.apply(r, step);
@@ -523,16 +514,7 @@ impl Task {
     /// was missed (its `Nats-Last-Sequence` is the video's previous tombstone in that
     /// stream), those are read from JetStream.
     fn on_tombstone(&mut self, t: usize, msg: async_nats::Message) {
-        let header = |name: &str| -> Option<u64> {
-            msg.headers
-                .as_ref()?
-                .get(name)
-                .and_then(|v| v.as_str().parse().ok())
-        };
-        let (Some(seq), prev) = (
-            header("Nats-Sequence"),
-            header("Nats-Last-Sequence").unwrap_or(0),
-        ) else {
+        let Some((seq, prev)) = sequences(&msg) else {
             return undecodable();
         };
         let Ok(tombstone) = v1::CommentDeleted::decode(msg.payload) else {
@@ -550,17 +532,28 @@ impl Task {
 
     /// Reads region `t`'s tombstones after `after` (all of them for `None`).
     fn read_tombstones(&self, t: usize, after: Option<u64>) {
-        let (shared, video, tx) = (
-            self.shared.clone(),
-            self.room.video.clone(),
-            self.reads.clone(),
-        );
-        tokio::spawn(async move {
+        self.spawn_read(move |shared, video| async move {
             let result = shared
                 .history
                 .deletions(t, &video, after.unwrap_or(0))
                 .await;
-            let _ = tx.send(ReadDone::Tombstones { t, result }).await;
+            ReadDone::Tombstones { t, result }
+        });
+    }
+
+    /// Runs a JetStream read in its own task; its outcome comes back on the room's
+    /// channel (dropped if the room has ended meanwhile).
+    fn spawn_read<F, Fut>(&self, read: F)
+    where
+        F: FnOnce(Arc<Shared>, VideoId) -> Fut,
+        Fut: std::future::Future<Output = ReadDone> + Send + 'static,
+    {
+        let (tx, fut) = (
+            self.reads.clone(),
+            read(self.shared.clone(), self.room.video.clone()),
+        );
+        tokio::spawn(async move {
+            let _ = tx.send(fut.await).await;
         });
     }
 
@@ -680,37 +673,26 @@ impl Task {
     /// comments stored since the room's position and a higher likes total.
     fn catch_up(&mut self, r: usize) {
         self.read_tombstones(r, self.room.tombstones_upto(r));
-        let (shared, video, tx) = (
-            self.shared.clone(),
-            self.room.video.clone(),
-            self.reads.clone(),
-        );
         let (_, known) = self.seqs[r].position();
-        tokio::spawn(async move {
-            let done = if known {
+        self.spawn_read(move |shared, video| async move {
+            if known {
                 let newest = shared.history.last_comment_seq(r, &video).await;
                 let likes = shared.history.likes_total(r, &video).await;
                 ReadDone::Newest { r, newest, likes }
             } else {
                 let baseline = load_baseline(&shared, &video, r, false).await;
                 ReadDone::Baseline { r, baseline }
-            };
-            let _ = tx.send(done).await;
+            }
         });
     }
 
     fn start_read(&self, r: usize, read: Read) {
-        let (shared, video, tx) = (
-            self.shared.clone(),
-            self.room.video.clone(),
-            self.reads.clone(),
-        );
-        tokio::spawn(async move {
+        self.spawn_read(move |shared, video| async move {
             let result = shared
                 .history
                 .comments(r, &video, read.after, read.upto, shared.config.max_replay)
                 .await;
-            let _ = tx.send(ReadDone::Comments { r, result }).await;
+            ReadDone::Comments { r, result }
         });
     }
 
@@ -733,6 +715,21 @@ impl Task {
 
 fn undecodable() {
     metrics::counter!("frontend_undecodable_total").increment(1);
+}
+
+/// A republished message's stream sequence (`Nats-Sequence`) and the previous one of its
+/// subject (`Nats-Last-Sequence`, 0 for the first); `None` without a sequence.
+fn sequences(msg: &async_nats::Message) -> Option<(u64, u64)> {
+    let header = |name: &str| -> Option<u64> {
+        msg.headers
+            .as_ref()?
+            .get(name)
+            .and_then(|v| v.as_str().parse().ok())
+    };
+    Some((
+        header("Nats-Sequence")?,
+        header("Nats-Last-Sequence").unwrap_or(0),
+    ))
 }
 
 /// How often a room compares the other regions' comments and likes totals, as this

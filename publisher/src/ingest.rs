@@ -67,17 +67,8 @@ async fn handle(
                 // subscription's loop, like comments.
                 let (client, service) = (client.clone(), service.clone());
                 return spawn_bounded(in_flight, async move {
-                    match service.like(video, &user, Some(&key)).await {
-                        Ok(total) => {
-                            let answer = v1::IngestReply {
-                                status: 202,
-                                total,
-                                ..Default::default()
-                            };
-                            send(&client, msg.reply, answer).await;
-                        }
-                        Err(e) => refused(&client, msg.reply, e).await,
-                    }
+                    let result = service.like(video, &user, Some(&key)).await;
+                    answer_total(&client, msg.reply, result).await;
                 })
                 .await;
             }
@@ -132,17 +123,8 @@ async fn handle(
             };
             let (client, service) = (client.clone(), service.clone());
             spawn_bounded(in_flight, async move {
-                match service.like_batch(&video, &user, count, &key).await {
-                    Ok(total) => {
-                        let answer = v1::IngestReply {
-                            status: 202,
-                            total,
-                            ..Default::default()
-                        };
-                        send(&client, msg.reply, answer).await;
-                    }
-                    Err(e) => refused(&client, msg.reply, e).await,
-                }
+                let result = service.like_batch(&video, &user, count, &key).await;
+                answer_total(&client, msg.reply, result).await;
             })
             .await;
         }
@@ -321,6 +303,25 @@ async fn store_comment(
             let answer = v1::IngestReply {
                 status: 202,
                 id: id.to_string(),
+                ..Default::default()
+            };
+            send(client, reply, answer).await;
+        }
+        Err(e) => refused(client, reply, e).await,
+    }
+}
+
+/// Answers a like request: 202 with the video's total, or why not.
+async fn answer_total(
+    client: &async_nats::Client,
+    reply: Option<async_nats::Subject>,
+    result: Result<u64, RefusedError>,
+) {
+    match result {
+        Ok(total) => {
+            let answer = v1::IngestReply {
+                status: 202,
+                total,
                 ..Default::default()
             };
             send(client, reply, answer).await;
