@@ -4,12 +4,17 @@
 # comments/s). Everything runs on loopback, on free ports, under .run/bench/ (git-ignored);
 # every process it starts is stopped at the end, by pid.
 #
-#   scripts/bench.sh                  idle memory, fan-out, many videos, likes ingest
+#   scripts/bench.sh                  idle memory, fan-out, many videos (also with 1 partition),
+#                                     comment ingest, likes ingest (single and batched), and
+#                                     the capacity table from what was measured
 #   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 1 min)
 #   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
 #                                     $BENCH_100K_COMMENTS comments/s, 500, and
 #                                     $BENCH_100K_LIKES likes/s, 1000)
-#   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, likes, 100k)
+#   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, ingest, likes,
+#                                     batch, 100k)
+#   BENCH_PARTITIONS=4 (publisher and frontend --partitions), BENCH_LIKE_BATCH=100 (likes
+#   per LikeBatch in the batched-likes row)
 #
 # A full run (not --quick, not --only) also copies the table and plot to docs/bench/.
 # Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root).
@@ -27,14 +32,14 @@ for arg in "$@"; do
     --with-100k) with100k=true ;;
     --only=*) only="${arg#--only=}" ;;
     --only) only="__next__" ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *)
       if [ "$only" = "__next__" ]; then only="$arg"
       else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
   esac
 done
 [ "$only" = "__next__" ] && { echo "--only needs a list, e.g. --only fanout,idle" >&2; exit 64; }
-scenarios="${only:-idle,fanout,many,likes}"
+scenarios="${only:-idle,fanout,many,ingest,likes,batch}"
 $with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
 for s in ${scenarios//,/ }; do
   case "$s" in idle|fanout|many|likes|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
@@ -42,12 +47,16 @@ done
 want() { [[ ",$scenarios," == *",$1,"* ]]; }
 
 # --- sizes -------------------------------------------------------------------------------
+PARTITIONS=${BENCH_PARTITIONS:-4}
+LIKE_BATCH=${BENCH_LIKE_BATCH:-100}
 if $quick; then
   VIEWERS=300; CONNECT_RATE=1000; WARMUP=1s; STEP=2s; DRAIN=1s
   FANOUT_STEPS=10,20
   MANY_VIDEOS=30; MANY_RATE=200; MANY_DURATION=3s
   LIKES_HTTP_STEPS=200,500; LIKES_NATS_STEPS=200,500; LIKES_STEP=2s
   LIKES_LAT_VIEWERS=100
+  INGEST_VIDEOS=30; INGEST_VIEWERS=60; INGEST_STEPS=100,200; INGEST_STEP=2s
+  BATCH_STEPS=2000,5000
   BIG_VIEWERS=1200; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=100; BIG_COMMENTS=100
   BIG_LIKES=200; BIG_DURATION=3s
 else
@@ -58,6 +67,9 @@ else
   LIKES_NATS_STEPS=2000,5000,10000,20000,50000,100000,200000,500000,1000000
   LIKES_STEP=5s
   LIKES_LAT_VIEWERS=1000
+  INGEST_VIDEOS=1000; INGEST_VIEWERS=2000; INGEST_STEPS=2000,4000,8000,12000,16000,24000,32000
+  INGEST_STEP=5s
+  BATCH_STEPS=10000,50000,100000,200000,500000,1000000
   BIG_VIEWERS=100000; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=1000
   BIG_COMMENTS=${BENCH_100K_COMMENTS:-500}; BIG_LIKES=${BENCH_100K_LIKES:-1000}; BIG_DURATION=10s
 fi
@@ -65,7 +77,7 @@ fi
 run_dir="$root/.run/bench"
 res="$run_dir/results"
 logs="$run_dir/logs"
-rm -rf "$res" "$logs" "$run_dir/jetstream" "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg"
+rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg"
 mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k"
 
 # --- what it needs -----------------------------------------------------------------------
@@ -123,38 +135,52 @@ wait_http() { # url
 export RUST_LOG="${RUST_LOG:-warn}"
 
 # nats-server: our nats/local.conf (JetStream, fsync always), on bench ports and a temp store.
-nats_port=$(free_port); nats_mon=$(free_port)
-sed -e "s|^server_name: local|server_name: bench|" \
-    -e "s|^listen: 127.0.0.1:4222|listen: 127.0.0.1:$nats_port|" \
-    -e "s|^http: 127.0.0.1:8222|http: 127.0.0.1:$nats_mon|" \
-    -e "s|store_dir: \".run/jetstream\"|store_dir: \"$run_dir/jetstream\"|" \
-    nats/local.conf >"$run_dir/nats.conf"
-for want_line in "listen: 127.0.0.1:$nats_port" "http: 127.0.0.1:$nats_mon" "$run_dir/jetstream"; do
-  grep -qF "$want_line" "$run_dir/nats.conf" || { echo "nats/local.conf changed: cannot set $want_line" >&2; exit 1; }
-done
-"$NATS_SERVER_BIN" -c "$run_dir/nats.conf" >"$logs/nats-server.log" 2>&1 &
-nats_pid=$!; pids+=("$nats_pid")
-wait_http "http://127.0.0.1:$nats_mon/healthz"
-nats_url="nats://127.0.0.1:$nats_port"
-
-pub_port=$(free_port)
-"$bin/publisher" --listen "127.0.0.1:$pub_port" --nats "$nats_url" --no-rate-limit \
-  >"$logs/publisher.log" 2>&1 &
-pub_pid=$!; pids+=("$pub_pid")
-wait_http "http://127.0.0.1:$pub_port/healthz"
-pub_url="http://127.0.0.1:$pub_port"
-
-start_frontend() { # name → sets fe_pid, fe_url
+start_nats() { # name → sets nats_pid, nats_url, nats_mon_url (own ports, fresh store)
+  local port mon conf=$run_dir/$1.conf
+  port=$(free_port); mon=$(free_port)
+  sed -e "s|^server_name: local|server_name: $1|" \
+      -e "s|^listen: 127.0.0.1:4222|listen: 127.0.0.1:$port|" \
+      -e "s|^http: 127.0.0.1:8222|http: 127.0.0.1:$mon|" \
+      -e "s|store_dir: \".run/jetstream\"|store_dir: \"$run_dir/jetstream-$1\"|" \
+      nats/local.conf >"$conf"
+  for want_line in "listen: 127.0.0.1:$port" "http: 127.0.0.1:$mon" "$run_dir/jetstream-$1"; do
+    grep -qF "$want_line" "$conf" || { echo "nats/local.conf changed: cannot set $want_line" >&2; exit 1; }
+  done
+  "$NATS_SERVER_BIN" -c "$conf" >"$logs/$1.log" 2>&1 &
+  nats_pid=$!; pids+=("$nats_pid")
+  nats_mon_url="http://127.0.0.1:$mon"
+  wait_http "$nats_mon_url/healthz"
+  nats_url="nats://127.0.0.1:$port"
+}
+start_publisher() { # name partitions → sets pub_pid, pub_url
+  local port; port=$(free_port)
+  "$bin/publisher" --listen "127.0.0.1:$port" --nats "$nats_url" --no-rate-limit \
+    --partitions "$2" >"$logs/$1.log" 2>&1 &
+  pub_pid=$!; pids+=("$pub_pid")
+  pub_url="http://127.0.0.1:$port"
+  wait_http "$pub_url/healthz"
+}
+start_frontend() { # name [partitions] → sets fe_pid, fe_url (the last started NATS and publisher)
   local port; port=$(free_port)
   "$bin/frontend" --listen "127.0.0.1:$port" --nats "$nats_url" --publisher-url "$pub_url" \
-    --drain 1s >"$logs/$1.log" 2>&1 &
+    --partitions "${2:-$PARTITIONS}" --drain 1s >"$logs/$1.log" 2>&1 &
   fe_pid=$!; pids+=("$fe_pid")
   fe_url="http://127.0.0.1:$port"
   wait_http "$fe_url/healthz"
 }
+stop_pid() { # pid: stops one process this script started
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+start_nats nats-server
+start_publisher publisher "$PARTITIONS"
 start_frontend frontend
 ours_pids="frontend:$fe_pid,publisher:$pub_pid,nats:$nats_pid"
 ours_url=$fe_url
+ours_mon=(--nats-monitor "$nats_mon_url")
+ours_nats_url=$nats_url
+ours_pub_url=$pub_url
 
 # nginx + nchan, from bench/nginx-nchan.conf.in.
 ng_port=$(free_port)
@@ -226,9 +252,11 @@ if want fanout; then
 fi
 
 # --- many videos -------------------------------------------------------------------------
+# Ours with --partitions $PARTITIONS, nchan, then ours with one partition on a NATS server,
+# publisher and frontend of its own (started for it, stopped after it).
 if want many; then
   for sys in ours nchan; do
-    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=("${ours_pub[@]}"); sp=$ours_pids
+    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=("${ours_pub[@]}" "${ours_mon[@]}"); sp=$ours_pids
     else view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids; fi
     scenario "many videos ($sys): $VIEWERS viewers over $MANY_VIDEOS videos, $MANY_RATE comments/s" \
       "$logs/many-$sys.log" \
@@ -237,6 +265,38 @@ if want many; then
       --duration "$MANY_DURATION" --drain "$DRAIN" --comments-per-sec "$MANY_RATE" \
       --likes-per-sec 0 --concurrency 512 --server-pids "$sp" "${view[@]}" "${pub[@]}" \
       --json-out "$res/many-$sys.json"
+  done
+  if [ "$PARTITIONS" -ne 1 ]; then
+    start_nats nats-p1; p1_nats=$nats_pid; p1_mon=$nats_mon_url
+    start_publisher publisher-p1 1; p1_pub=$pub_pid
+    start_frontend frontend-p1 1; p1_fe=$fe_pid
+    scenario "many videos (ours, 1 partition): $VIEWERS viewers over $MANY_VIDEOS videos, $MANY_RATE comments/s" \
+      "$logs/many-p1.log" \
+      "$LG" run --label "many-p1/ours" --videos "$MANY_VIDEOS" --video-prefix "manyone" \
+      --viewers "$VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+      --duration "$MANY_DURATION" --drain "$DRAIN" --comments-per-sec "$MANY_RATE" \
+      --likes-per-sec 0 --concurrency 512 --frontend "$fe_url" --publisher "$pub_url" --via http \
+      --nats-monitor "$p1_mon" --server-pids "frontend:$p1_fe,publisher:$p1_pub,nats:$p1_nats" \
+      --json-out "$res/many-p1.json"
+    for p in "$p1_fe" "$p1_pub" "$p1_nats"; do stop_pid "$p"; done
+    nats_url=$ours_nats_url; pub_url=$ours_pub_url
+  fi
+fi
+
+# --- comment ingest ----------------------------------------------------------------------
+# The most comments/s stored (ours: every one fsynced, over NATS; nchan: in memory, over
+# HTTP) with request and viewer p99 < 100 ms: 2 viewers per video, rising rates.
+if want ingest; then
+  for sys in ours nchan; do
+    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=(--nats "$nats_url" --via nats "${ours_mon[@]}"); sp=$ours_pids
+    else view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids; fi
+    scenario "comment ingest ($sys): $INGEST_VIDEOS videos, $INGEST_VIEWERS viewers, comments/s $INGEST_STEPS, $INGEST_STEP each" \
+      "$logs/ingest-$sys.log" \
+      "$LG" run --label "ingest/$sys" --videos "$INGEST_VIDEOS" --video-prefix "ing$sys" \
+      --viewers "$INGEST_VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+      --duration "$INGEST_STEP" --drain 1s --comment-steps "$INGEST_STEPS" --likes-per-sec 0 \
+      --stop-p99 100ms --stop-request-p99 100ms --stop-accepted 0.95 --concurrency 4096 \
+      --users 10000 --server-pids "$sp" "${view[@]}" "${pub[@]}" --json-out "$res/ingest-$sys.json"
   done
 fi
 
@@ -251,7 +311,7 @@ if want likes; then
     "$LG" publish --label likes-nats/ours --videos 10 --video-prefix likesnats \
     --comments-per-sec 0 --like-steps "$LIKES_NATS_STEPS" --duration "$LIKES_STEP" \
     --warmup 0s --stop-accepted 0.9 --concurrency 16384 --users 10000 --nats "$nats_url" \
-    --via nats --server-pids "$ours_pids" --json-out "$res/likes-nats.json"
+    --via nats "${ours_mon[@]}" --server-pids "$ours_pids" --json-out "$res/likes-nats.json"
   # Viewer-side like latency at half the best NATS rate (at most 100k/s, at least 100/s).
   best=$(jq -s 'map(.publish.likes.accepted_per_sec) | max // 0' "$res/likes-nats.json" 2>/dev/null || echo 0)
   lat_rate=$(awk -v b="$best" 'BEGIN { r = int(b / 2); if (r > 100000) r = 100000; if (r < 100) r = 100; print r }')
@@ -262,6 +322,28 @@ if want likes; then
     --duration "$LIKES_STEP" --drain 1s --comments-per-sec 0 --likes-per-sec "$lat_rate" \
     --likes-sample 10 --concurrency 4096 --users 10000 --nats "$nats_url" --via nats \
     --server-pids "$ours_pids" "${ours_view[@]}" --json-out "$res/likes-latency.json"
+fi
+
+# --- batched likes (ours): LikeBatch messages of $LIKE_BATCH likes over NATS -----------------
+if want batch; then
+  scenario "batched likes over NATS: likes/s $BATCH_STEPS in batches of $LIKE_BATCH, $LIKES_STEP each" \
+    "$logs/likes-batch.log" \
+    "$LG" publish --label likes-batch/ours --videos 1000 --video-prefix likesbatch \
+    --comments-per-sec 0 --like-steps "$BATCH_STEPS" --like-batch "$LIKE_BATCH" \
+    --duration "$LIKES_STEP" --warmup 0s --stop-accepted 0.9 --concurrency 4096 --users 10000 \
+    --nats "$nats_url" --via nats "${ours_mon[@]}" --server-pids "$ours_pids" \
+    --json-out "$res/likes-batch.json"
+  # Viewers' like latency at the best batched rate (at most 1M/s): 1,000 viewers of 10 videos.
+  best=$(jq -s 'map(.publish.likes.accepted_per_sec) | max // 0' "$res/likes-batch.json" 2>/dev/null || echo 0)
+  lat_rate=$(awk -v b="$best" -v n="$LIKE_BATCH" 'BEGIN { r = int(b); if (r > 1000000) r = 1000000; if (r < 10 * n) r = 10 * n; print r }')
+  scenario "batched like latency: $LIKES_LAT_VIEWERS viewers of 10 videos, $lat_rate likes/s in batches of $LIKE_BATCH" \
+    "$logs/likes-batch-latency.log" \
+    "$LG" run --label likes-batch-latency/ours --videos 10 --video-prefix likesbatchlat \
+    --viewers "$LIKES_LAT_VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" \
+    --duration "$LIKES_STEP" --drain 1s --comments-per-sec 0 --likes-per-sec "$lat_rate" \
+    --like-batch "$LIKE_BATCH" --likes-sample 10 --concurrency 4096 --users 10000 \
+    --nats "$nats_url" --via nats "${ours_mon[@]}" --server-pids "$ours_pids" "${ours_view[@]}" \
+    --json-out "$res/likes-batch-latency.json"
 fi
 
 # --- 100k viewers (ours) -----------------------------------------------------------------
@@ -310,10 +392,15 @@ echo
 "$LG" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
 plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
 echo "table: $run_dir/bench.md  plot: $plot  results: $res  logs: $logs"
+# The capacity model fed with the unit costs this run measured (docs/capacity.md).
+echo
+"$LG" capacity --measured "$res" --measured-partitions "$PARTITIONS" | tee "$run_dir/capacity.md" \
+  || { echo "loadgen capacity failed"; ok=false; }
 if ! $quick && [ -z "$only" ]; then
   mkdir -p docs/bench
   cp "$run_dir/bench.md" docs/bench/latest.md
   cp "$run_dir/bench.svg" docs/bench/latency.svg
-  echo "copied to docs/bench/latest.md and docs/bench/latency.svg"
+  cp "$run_dir/capacity.md" docs/bench/capacity.md
+  echo "copied to docs/bench/latest.md, docs/bench/latency.svg and docs/bench/capacity.md"
 fi
 $ok

@@ -68,6 +68,11 @@ pub enum Cmd {
     /// The benchmark summary of `scripts/bench.sh`: reads the labelled results in a
     /// directory, prints one markdown table and writes the latency plot (SVG).
     Summary(SummaryArgs),
+    /// The capacity model: how many frontends, NATS servers, partitions and publishers a
+    /// deployment needs for the given load, from unit costs measured by the benchmark
+    /// (defaults: the numbers in docs/capacity.md; --measured DIR takes them from a
+    /// `scripts/bench.sh` results directory).
+    Capacity(Box<crate::capacity::CapacityArgs>),
 }
 
 /// Flags of `summary`.
@@ -118,6 +123,10 @@ pub struct CommonArgs {
     /// window's start and end) go into the result: `NAME:PID,NAME:PID` (Linux /proc).
     #[arg(long)]
     pub server_pids: Option<String>,
+    /// NATS monitoring URL (e.g. http://127.0.0.1:8222): the server's message and byte
+    /// counters (`/varz`) over each window go into the result, for NATS messages per event.
+    #[arg(long)]
+    pub nats_monitor: Option<String>,
     /// Start the (first) measurement window at this UNIX time in seconds instead of after
     /// --warmup: lines up the windows of several processes.
     #[arg(long)]
@@ -144,6 +153,10 @@ pub struct StepArgs {
     /// (or the rest failed).
     #[arg(long, default_value_t = 0.95)]
     pub stop_accepted: f64,
+    /// Stop stepping once the comment or like request p99 (send to 202, i.e. stored)
+    /// exceeds this.
+    #[arg(long)]
+    pub stop_request_p99: Option<Dur>,
 }
 
 impl StepArgs {
@@ -260,6 +273,11 @@ pub struct PublishArgs {
     /// Timeout of one request.
     #[arg(long, default_value = "5s")]
     pub request_timeout: Dur,
+    /// Send likes as `LikeBatch` messages of this many likes each (with --via nats; each
+    /// with its own idempotency key), at the rate in batches that gives the asked likes/s.
+    /// Unset: one `LikeRequest` per like.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub like_batch: Option<u64>,
 }
 
 /// A duration flag: `10` (seconds), `10s`, `250ms`, `2m`, `1.5s`.

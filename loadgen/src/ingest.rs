@@ -1,12 +1,13 @@
 //! Sending one like or comment: HTTP POST to a publisher, protobuf request-reply on the
 //! NATS ingest subjects (success is a 202 either way), or, for the nginx + nchan baseline,
-//! a POST of the comment JSON to nchan's publisher location (success is any 2xx).
+//! a POST of the comment JSON to nchan's publisher location (success is any 2xx); and
+//! batches of likes (`LikeBatch` on `ingest.v1.{video}.likes`, NATS only).
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use anyhow::Context;
 use bytes::Bytes;
-use live_proto::v1::{CommentRequest, IngestReply, LikeRequest};
+use live_proto::v1::{CommentRequest, IngestReply, LikeBatch, LikeRequest};
 use live_proto::{VideoId, subjects};
 use prost::Message;
 use serde::Serialize;
@@ -230,6 +231,41 @@ impl Ingest {
                     Err(format!("status {}: {}", reply.status, reply.error))
                 }
             }
+        }
+    }
+}
+
+impl Ingest {
+    /// Sends `count` likes of `video` as one `LikeBatch` with idempotency key `key`; `Ok`
+    /// carries the video's durable total after it.
+    pub async fn send_like_batch(
+        &self,
+        video: &str,
+        user: &str,
+        count: u64,
+        key: &str,
+    ) -> Result<u64, String> {
+        let Ingest::Nats(client) = self else {
+            return Err("batched likes go over NATS only (--via nats)".into());
+        };
+        let id = VideoId::parse(video).map_err(|e| e.to_string())?;
+        let payload = LikeBatch {
+            user: user.to_owned(),
+            count,
+            idempotency_key: key.to_owned(),
+            token: String::new(),
+        }
+        .encode_to_vec();
+        let msg = client
+            .request(subjects::ingest_like_batch(&id), Bytes::from(payload))
+            .await
+            .map_err(|e| format!("NATS request: {e}"))?;
+        let reply =
+            IngestReply::decode(msg.payload).map_err(|e| format!("bad IngestReply: {e}"))?;
+        if reply.status == 202 {
+            Ok(reply.total)
+        } else {
+            Err(format!("status {}: {}", reply.status, reply.error))
         }
     }
 }

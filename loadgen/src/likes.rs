@@ -35,12 +35,13 @@ impl Ledger {
         }
     }
 
-    /// A like sent at `send_us` (UNIX µs) was accepted with the durable `total`.
-    pub fn record(&self, video: usize, total: u64, send_us: u64) {
+    /// `likes` likes sent together at `send_us` (UNIX µs; one like, or one `LikeBatch`)
+    /// were accepted with the durable `total`.
+    pub fn record_n(&self, video: usize, total: u64, send_us: u64, likes: u64) {
         let mut m = self.videos[video].lock().unwrap_or_else(|e| e.into_inner());
         let b = m.entry(total).or_default();
-        b.likes += 1;
-        b.sum_send_us += u128::from(send_us);
+        b.likes += likes;
+        b.sum_send_us += u128::from(send_us) * u128::from(likes);
     }
 
     /// Everything recorded so far, emptying the ledger (one window's worth).
@@ -92,18 +93,21 @@ mod tests {
     #[test]
     fn matches_each_batch_to_the_first_total_covering_it() {
         let ledger = Ledger::new(2);
-        ledger.record(0, 10, 1_000);
-        ledger.record(0, 10, 3_000); // same batch: mean send 2 ms
-        ledger.record(0, 12, 5_000);
-        ledger.record(0, 20, 6_000); // never seen
-        ledger.record(1, 3, 1_000); // video without a sampled viewer
+        ledger.record_n(0, 10, 1_000, 1);
+        ledger.record_n(0, 10, 3_000, 1); // same batch: mean send 2 ms
+        ledger.record_n(0, 12, 5_000, 1);
+        ledger.record_n(0, 20, 6_000, 1); // never seen
+        ledger.record_n(1, 3, 1_000, 1); // video without a sampled viewer
+        ledger.record_n(0, 14, 8_000, 100); // a batch of 100, first covered by 15 at 9 ms
         let taken = ledger.take();
         assert!(ledger.take()[0].is_empty());
         let timeline = [(9, 1_500), (12, 7_000), (15, 9_000)];
         let (h, unseen) = latency(&taken, [(0usize, &timeline[..])].into_iter());
-        // Two likes of total 10 and one of 12 are first covered by 12 at 7 ms.
-        assert_eq!(h.len(), 3);
-        assert_eq!(h.value_at_quantile(0.0), h.lowest_equivalent(2_000));
+        // Two likes of total 10 and one of 12 are first covered by 12 at 7 ms; the batch
+        // of 100 (total 14) by 15 at 9 ms, 1 ms after it was sent.
+        assert_eq!(h.len(), 103);
+        assert_eq!(h.value_at_quantile(0.0), h.lowest_equivalent(1_000));
+        assert_eq!(h.count_between(1_000, 1_000), 100);
         assert_eq!(h.max(), h.highest_equivalent(5_000));
         assert_eq!(unseen, 1);
     }

@@ -2,12 +2,14 @@
 //! end-to-end latency, loss and duplicate accounting. See `loadgen --help`.
 
 mod audience;
+mod capacity;
 mod chunked;
 mod cli;
 mod cpu;
 mod ingest;
 mod likes;
 mod limits;
+mod natsmon;
 mod procstat;
 mod progress;
 mod publish;
@@ -47,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             return scenario::write(&merged, json_out.as_deref());
         }
         Cmd::Summary(args) => return summary::run(&args),
+        Cmd::Capacity(args) => return capacity::run(*args),
         Cmd::Viewers {
             common,
             viewers,

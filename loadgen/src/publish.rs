@@ -1,5 +1,8 @@
 //! Open-loop publishing at a fixed rate per kind, round robin over the videos, with at most
-//! `--concurrency` requests in flight; counts and request latencies per kind.
+//! `--concurrency` requests in flight; counts and request latencies per kind. With
+//! `--like-batch N` a like request is one `LikeBatch` of N likes (its own idempotency
+//! key), paced at likes/s ÷ N requests per second; counts are in likes, and requests
+//! (batches) are counted beside them.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,9 @@ pub struct KindStats {
     pub latency: Mutex<Histogram<u64>>,
     /// Accepted per video index.
     pub per_video: Box<[AtomicU64]>,
+    /// Requests (one per like or comment, or one per batch of likes).
+    pub requests_accepted: AtomicU64,
+    pub requests_failed: AtomicU64,
 }
 
 impl KindStats {
@@ -36,6 +42,8 @@ impl KindStats {
             failed: AtomicU64::new(0),
             latency: Mutex::new(new_histogram()),
             per_video: (0..videos).map(|_| AtomicU64::new(0)).collect(),
+            requests_accepted: AtomicU64::new(0),
+            requests_failed: AtomicU64::new(0),
         }
     }
 
@@ -61,6 +69,8 @@ impl KindStats {
             accepted: self.accepted.load(Relaxed),
             failed: self.failed.load(Relaxed),
             per_video: self.per_video.iter().map(|a| a.load(Relaxed)).collect(),
+            requests_accepted: self.requests_accepted.load(Relaxed),
+            requests_failed: self.requests_failed.load(Relaxed),
         }
     }
 }
@@ -72,6 +82,8 @@ pub struct KindSnapshot {
     pub accepted: u64,
     pub failed: u64,
     pub per_video: Vec<u64>,
+    pub requests_accepted: u64,
+    pub requests_failed: u64,
 }
 
 impl KindSnapshot {
@@ -87,6 +99,8 @@ impl KindSnapshot {
                 .zip(before.per_video.iter().chain(std::iter::repeat(&0)))
                 .map(|(a, b)| a - b)
                 .collect(),
+            requests_accepted: self.requests_accepted - before.requests_accepted,
+            requests_failed: self.requests_failed - before.requests_failed,
         }
     }
 }
@@ -102,12 +116,19 @@ pub struct Publisher {
     pub ledger: Ledger,
     sem: Arc<Semaphore>,
     errors: AtomicU32,
+    /// Unique per process run: the idempotency keys of batches are `{key_prefix}-{n}`.
+    key_prefix: String,
+    batches: AtomicU64,
 }
 
 impl Publisher {
     pub async fn new(args: &PublishArgs, videos: Vec<String>) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
         anyhow::ensure!(args.users > 0, "--users must be at least 1");
+        anyhow::ensure!(
+            args.like_batch.is_none() || args.via == crate::cli::Via::Nats,
+            "--like-batch needs --via nats"
+        );
         Ok(Arc::new(Publisher {
             ingest: Ingest::connect(args).await?,
             comments: KindStats::new(videos.len()),
@@ -117,6 +138,8 @@ impl Publisher {
             args: args.clone(),
             sem: Arc::new(Semaphore::new(args.concurrency)),
             errors: AtomicU32::new(0),
+            key_prefix: format!("lg{}x{}", std::process::id(), unix_us()),
+            batches: AtomicU64::new(0),
         }))
     }
 
@@ -126,6 +149,11 @@ impl Publisher {
             Ingest::Http { .. } => "http",
             Ingest::Nats(_) => "nats",
         }
+    }
+
+    /// Likes per like request: the batch size, or 1.
+    pub fn like_batch(&self) -> u64 {
+        self.args.like_batch.unwrap_or(1)
     }
 
     fn stats(&self, kind: Kind) -> &KindStats {
@@ -140,7 +168,8 @@ impl Publisher {
     pub async fn run_for(self: &Arc<Self>, window: Duration, comments: f64, likes: f64) {
         let until = Instant::now() + window;
         let c = tokio::spawn(self.clone().pace(Kind::Comment, comments, until));
-        let l = tokio::spawn(self.clone().pace(Kind::Like, likes, until));
+        let like_requests = likes / self.like_batch() as f64;
+        let l = tokio::spawn(self.clone().pace(Kind::Like, like_requests, until));
         let _ = tokio::join!(c, l);
         let grace = self.args.request_timeout.0 + Duration::from_secs(1);
         let all = self.args.concurrency as u32;
@@ -187,28 +216,44 @@ impl Publisher {
             Kind::Like => String::new(),
         };
         let st = self.stats(kind);
-        st.sent.fetch_add(1, Relaxed);
+        let batch = match kind {
+            Kind::Like => self.args.like_batch,
+            Kind::Comment => None,
+        };
+        let count = batch.unwrap_or(1);
+        st.sent.fetch_add(count, Relaxed);
         let send_us = unix_us();
         let t0 = Instant::now();
-        let result = self
-            .ingest
-            .send(kind, n + 1, &self.videos[v], &user, &text)
-            .await;
+        let result = match batch {
+            Some(count) => {
+                let key = format!("{}-{}", self.key_prefix, self.batches.fetch_add(1, Relaxed));
+                self.ingest
+                    .send_like_batch(&self.videos[v], &user, count, &key)
+                    .await
+            }
+            None => {
+                self.ingest
+                    .send(kind, n + 1, &self.videos[v], &user, &text)
+                    .await
+            }
+        };
         let us = t0.elapsed().as_micros() as u64;
         match result {
             Ok(total) => {
                 if kind == Kind::Like && total > 0 {
-                    self.ledger.record(v, total, send_us);
+                    self.ledger.record_n(v, total, send_us, count);
                 }
-                st.accepted.fetch_add(1, Relaxed);
-                st.per_video[v].fetch_add(1, Relaxed);
+                st.accepted.fetch_add(count, Relaxed);
+                st.requests_accepted.fetch_add(1, Relaxed);
+                st.per_video[v].fetch_add(count, Relaxed);
                 stats::record(
                     &mut st.latency.lock().unwrap_or_else(|e| e.into_inner()),
                     us,
                 );
             }
             Err(e) => {
-                st.failed.fetch_add(1, Relaxed);
+                st.failed.fetch_add(count, Relaxed);
+                st.requests_failed.fetch_add(1, Relaxed);
                 let k = self.errors.fetch_add(1, Relaxed);
                 if k < ERRORS_LOGGED {
                     eprintln!("loadgen: {kind:?} to {}: {e}", self.videos[v]);

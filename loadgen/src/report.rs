@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::natsmon::NatsCounts;
 use crate::procstat::{self, ServerProc};
 use crate::stats::{Counts, new_histogram};
 
@@ -38,6 +39,10 @@ pub struct Report {
     pub machine_cpu_percent: f64,
     /// The 1-minute load average at the window's end (after a merge, the highest).
     pub load_average: f64,
+    /// The nats-server's message and byte counters over the window (`--nats-monitor`;
+    /// zero without it; after a merge, the first process's that has them, since all
+    /// watch the same server).
+    pub nats: NatsCounts,
     pub viewers: ViewerReport,
     pub publish: PublishReport,
     /// Comment loss over the window, from `videos`.
@@ -150,6 +155,8 @@ pub struct PublishReport {
     /// The rates asked for in this window, per second.
     pub offered_comments_per_sec: f64,
     pub offered_likes_per_sec: f64,
+    /// Likes per like request (`--like-batch`; 1 for single likes, 0 when none).
+    pub like_batch: u64,
     pub comments: KindReport,
     pub likes: KindReport,
 }
@@ -163,6 +170,10 @@ pub struct KindReport {
     pub failed: u64,
     /// Accepted per second over the window.
     pub accepted_per_sec: f64,
+    /// Requests: one per like or comment, or one per batch of likes.
+    pub requests_accepted: u64,
+    pub requests_failed: u64,
+    pub requests_per_sec: f64,
     /// Request latency (send to 202).
     pub latency: Latency,
     pub latency_hist: String,
@@ -174,6 +185,9 @@ impl KindReport {
         self.accepted += o.accepted;
         self.failed += o.failed;
         self.accepted_per_sec += o.accepted_per_sec;
+        self.requests_accepted += o.requests_accepted;
+        self.requests_failed += o.requests_failed;
+        self.requests_per_sec += o.requests_per_sec;
         self.latency_hist = merge_hists(&self.latency_hist, &o.latency_hist)?;
         self.latency = Latency::of(&decode_hist(&self.latency_hist)?);
         Ok(())
@@ -233,6 +247,10 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     for r in reports {
         out.publish.offered_comments_per_sec += r.publish.offered_comments_per_sec;
         out.publish.offered_likes_per_sec += r.publish.offered_likes_per_sec;
+        out.publish.like_batch = out.publish.like_batch.max(r.publish.like_batch);
+        if out.nats == NatsCounts::default() {
+            out.nats = r.nats;
+        }
         out.processes += r.processes.max(1);
         out.window_s = out.window_s.max(r.window_s);
         out.cpu_percent.extend(&r.cpu_percent);
@@ -382,6 +400,18 @@ impl Report {
                         k.sent, k.accepted, k.accepted_per_sec, k.failed
                     ),
                 );
+                if name == "likes" && p.like_batch > 1 {
+                    row(
+                        "  like batches",
+                        format!(
+                            "{} likes each: {} accepted ({:.0}/s), {} failed",
+                            p.like_batch,
+                            k.requests_accepted,
+                            k.requests_per_sec,
+                            k.requests_failed
+                        ),
+                    );
+                }
                 if k.accepted > 0 {
                     row(&format!("  {name} request ms"), fmt_latency(&k.latency));
                 }
@@ -404,6 +434,19 @@ impl Report {
         );
         if !self.stop_reason.is_empty() {
             row("stepping stopped", self.stop_reason.clone());
+        }
+        if self.nats != NatsCounts::default() {
+            let n = &self.nats;
+            row(
+                "nats-server (window)",
+                format!(
+                    "{} msgs in, {} out; {} KiB in, {} KiB out",
+                    n.in_msgs,
+                    n.out_msgs,
+                    n.in_bytes / 1024,
+                    n.out_bytes / 1024
+                ),
+            );
         }
         for p in &self.server {
             row(

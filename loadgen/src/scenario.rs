@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::audience::Audience;
 use crate::cli::{CommonArgs, PublishArgs, StepArgs, Via, ViewerArgs, video_ids};
 use crate::cpu::{self, CpuMeter, MachineMeter};
+use crate::natsmon::Monitor;
 use crate::procstat::{self, Servers};
 use crate::publish::{KindSnapshot, KindStats, Publisher};
 use crate::report::{
@@ -110,6 +111,10 @@ pub async fn run(plan: Plan, mut each: impl FnMut(&Report)) -> anyhow::Result<Ve
             "--via nchan publishes comments only: set --likes-per-sec 0"
         );
     }
+    let monitor = match &plan.common.nats_monitor {
+        Some(url) => Some(Monitor::new(url)?),
+        None => None,
+    };
     let stats = Arc::new(Stats::default());
     let audience = match &plan.viewers {
         Some(a) => {
@@ -158,6 +163,7 @@ pub async fn run(plan: Plan, mut each: impl FnMut(&Report)) -> anyhow::Result<Ve
             audience.as_ref(),
             publisher.as_ref(),
             &servers,
+            monitor.as_ref(),
             target,
             &videos,
         )
@@ -196,6 +202,14 @@ fn stop_reason(plan: &Plan, r: &Report) -> Option<String> {
         return Some(format!("{} of {} comments lost", l.lost, l.expected));
     }
     let p = &r.publish;
+    if let Some(limit) = s.stop_request_p99 {
+        let limit_ms = limit.0.as_secs_f64() * 1e3;
+        for (name, k) in [("comment", &p.comments), ("like", &p.likes)] {
+            if k.accepted > 0 && k.latency.p99_ms > limit_ms {
+                return Some(format!("{name} request p99 {:.0} ms", k.latency.p99_ms));
+            }
+        }
+    }
     for (name, k, offered) in [
         ("comments", &p.comments, p.offered_comments_per_sec),
         ("likes", &p.likes, p.offered_likes_per_sec),
@@ -221,6 +235,7 @@ async fn window(
     audience: Option<&Arc<Audience>>,
     publisher: Option<&Arc<Publisher>>,
     servers: &Servers,
+    monitor: Option<&Monitor>,
     target: usize,
     videos: &[String],
 ) -> Report {
@@ -240,6 +255,10 @@ async fn window(
     let cpu = CpuMeter::start();
     let machine = MachineMeter::start();
     let server_win = servers.window();
+    let nats0 = match monitor {
+        Some(m) => m.read().await,
+        None => None,
+    };
     let t0 = Instant::now();
     stats.set_phase(Phase::Measure);
     match publisher {
@@ -260,6 +279,11 @@ async fn window(
     let cpu_percent = cpu.percent();
     let machine_cpu_percent = machine.percent();
     let server = servers.finish(&server_win);
+    let nats = match (monitor, nats0) {
+        (Some(m), Some(before)) => m.read().await.map(|n| n.since(&before)),
+        _ => None,
+    }
+    .unwrap_or_default();
     let connected_at_end = stats.connected();
 
     // Per video: eligible viewers and what they received, plus what was accepted.
@@ -287,6 +311,7 @@ async fn window(
             via: p.via().into(),
             offered_comments_per_sec: comment_rate,
             offered_likes_per_sec: like_rate,
+            like_batch: if like_rate > 0.0 { p.like_batch() } else { 0 },
             comments: kind_report(&p.comments, &comments, measured),
             likes: kind_report(&p.likes, &likes, measured),
         };
@@ -333,6 +358,7 @@ async fn window(
         server,
         machine_cpu_percent,
         load_average: cpu::load_average(),
+        nats,
         viewers: if audience.is_some() {
             viewer_report
         } else {
@@ -351,6 +377,9 @@ fn kind_report(k: &KindStats, d: &KindSnapshot, secs: f64) -> KindReport {
         accepted: d.accepted,
         failed: d.failed,
         accepted_per_sec: d.accepted as f64 / secs,
+        requests_accepted: d.requests_accepted,
+        requests_failed: d.requests_failed,
+        requests_per_sec: d.requests_accepted as f64 / secs,
         latency: Latency::of(&h),
         latency_hist: encode_hist(&h),
     }

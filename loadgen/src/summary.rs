@@ -3,8 +3,10 @@
 //! this system beside nginx + nchan and their ratio, the per-step details, and draws the
 //! fan-out latency percentiles against the delivered rate as an SVG.
 //!
-//! Labels it knows: `idle/*`, `fanout/*`, `many/*`, `100k/ours`, `likes-http/ours`,
-//! `likes-nats/ours`, `likes-latency/ours`. Missing ones show as "—".
+//! Labels it knows: `idle/*`, `fanout/*`, `many/*` (`many-p1/ours`: the same with one
+//! partition), `ingest/*`, `100k/ours`, `likes-http/ours`, `likes-nats/ours`,
+//! `likes-batch/ours`, `likes-latency/ours`, `likes-batch-latency/ours`. Missing ones show
+//! as "—".
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,8 +21,10 @@ use crate::scenario;
 
 /// A window counts as sustained when nothing was lost and p99 stayed under this.
 const SUSTAINED_P99_MS: f64 = 1000.0;
+/// Comment ingest counts a step while its p99 stays under this.
+const INGEST_P99_MS: f64 = 100.0;
 
-type Results = BTreeMap<String, Vec<Report>>;
+pub type Results = BTreeMap<String, Vec<Report>>;
 
 pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
     let results = load(&args.dir)?;
@@ -52,7 +56,7 @@ fn has_fanout(res: &Results) -> bool {
 }
 
 /// Every report of every `*.json` file in `dir`, by label, in step order.
-fn load(dir: &Path) -> anyhow::Result<Results> {
+pub fn load(dir: &Path) -> anyhow::Result<Results> {
     let mut out = Results::new();
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -73,7 +77,7 @@ fn load(dir: &Path) -> anyhow::Result<Results> {
     Ok(out)
 }
 
-fn get<'a>(res: &'a Results, label: &str) -> &'a [Report] {
+pub fn get<'a>(res: &'a Results, label: &str) -> &'a [Report] {
     res.get(label).map_or(&[], Vec::as_slice)
 }
 
@@ -87,7 +91,7 @@ fn loadgen_cpu(r: &Report) -> f64 {
 
 /// RSS growth of the processes that hold the viewers (`frontend*`, `nginx*`) per viewer
 /// connected at the window's start, KiB.
-fn kib_per_viewer(r: &Report) -> Option<f64> {
+pub fn kib_per_viewer(r: &Report) -> Option<f64> {
     let viewers = r.viewers.connected_at_start;
     let holders: Vec<_> = r
         .server
@@ -119,12 +123,33 @@ fn best(steps: &[Report]) -> Option<&Report> {
 }
 
 /// The window whose delivered rate is closest to `rate` (by ratio).
-fn nearest(steps: &[Report], rate: f64) -> Option<&Report> {
+pub fn nearest(steps: &[Report], rate: f64) -> Option<&Report> {
     let dist = |r: &Report| (r.viewers.comments_per_sec.max(1.0) / rate).ln().abs();
     steps
         .iter()
         .filter(|r| r.viewers.latency.count > 0)
         .min_by(|a, b| dist(a).total_cmp(&dist(b)))
+}
+
+/// Comment ingest: the step with the most comments stored per second whose request p99
+/// and viewer p99 stayed under 100 ms, with no loss and at least 95 % accepted.
+pub fn best_ingest(steps: &[Report]) -> Option<&Report> {
+    steps
+        .iter()
+        .filter(|r| {
+            let k = &r.publish.comments;
+            k.accepted > 0
+                && k.latency.p99_ms < INGEST_P99_MS
+                && (r.viewers.latency.count == 0 || r.viewers.latency.p99_ms < INGEST_P99_MS)
+                && r.loss.lost == 0
+                && k.accepted_per_sec >= 0.95 * r.publish.offered_comments_per_sec
+        })
+        .max_by(|a, b| {
+            a.publish
+                .comments
+                .accepted_per_sec
+                .total_cmp(&b.publish.comments.accepted_per_sec)
+        })
 }
 
 /// The window nearest to 100k deliveries/s, if one came within a factor of 2 of it.
@@ -315,12 +340,19 @@ fn markdown(res: &Results, note: &str) -> String {
         }
     }
 
-    // Many videos.
-    let (mo, mn) = (get(res, "many/ours").last(), get(res, "many/nchan").last());
-    if mo.is_some() || mn.is_some() {
+    // Many videos (ours with the bench's partitions, ours with one, nchan).
+    let (mo, m1, mn) = (
+        get(res, "many/ours").last(),
+        get(res, "many-p1/ours").last(),
+        get(res, "many/nchan").last(),
+    );
+    for (sys, mo) in [("", mo), (" (1 partition)", m1)] {
+        if mo.is_none() && (mn.is_none() || !sys.is_empty()) {
+            continue;
+        }
         let any = mo.or(mn).expect("one of them");
         let title = format!(
-            "many videos: {} viewers, {} videos, {} comments/s",
+            "many videos{sys}: {} viewers, {} videos, {} comments/s",
             thousands(any.viewers.connected_at_start as f64),
             any.videos.len(),
             thousands(any.publish.offered_comments_per_sec)
@@ -351,10 +383,45 @@ fn markdown(res: &Results, note: &str) -> String {
         );
         row(
             "",
+            "comment request (stored) p50 / p90 / p99, ms",
+            or_dash(mo.map(|r| pcts(&r.publish.comments.latency))),
+            or_dash(mn.map(|r| pcts(&r.publish.comments.latency))),
+            "".into(),
+        );
+        row(
+            "",
             "server CPU, % of a core",
             or_dash(mo.map(cpu_text)),
             or_dash(mn.map(cpu_text)),
             ratio(mo.map(server_cpu), mn.map(server_cpu)),
+        );
+    }
+
+    // Comment ingest.
+    let (go, gn) = (get(res, "ingest/ours"), get(res, "ingest/nchan"));
+    if !go.is_empty() || !gn.is_empty() {
+        let any = go.first().or(gn.first()).expect("one of them");
+        let (bo, bn) = (best_ingest(go), best_ingest(gn));
+        let rate = |r: Option<&Report>| r.map(|r| r.publish.comments.accepted_per_sec);
+        let text = |r: &Report| {
+            format!(
+                "{} (request p99 {} ms, viewers' p99 {} ms; {})",
+                thousands(r.publish.comments.accepted_per_sec),
+                ms(r.publish.comments.latency.p99_ms),
+                ms(r.viewers.latency.p99_ms),
+                cpu_text(r)
+            )
+        };
+        row(
+            &format!(
+                "comment ingest: {} videos, {} viewers",
+                any.videos.len(),
+                thousands(any.viewers.connected_at_start as f64)
+            ),
+            "most comments/s stored with p99 < 100 ms (ours fsynced; nchan in memory)",
+            or_dash(bo.map(text)),
+            or_dash(bn.map(text)),
+            ratio(rate(bo), rate(bn)),
         );
     }
 
@@ -431,7 +498,11 @@ fn markdown(res: &Results, note: &str) -> String {
     }
 
     // Likes.
-    for (label, via) in [("likes-http/ours", "HTTP"), ("likes-nats/ours", "NATS")] {
+    for (label, via) in [
+        ("likes-http/ours", "HTTP"),
+        ("likes-nats/ours", "NATS"),
+        ("likes-batch/ours", "NATS, batched"),
+    ] {
         let steps = get(res, label);
         let top = steps.iter().max_by(|a, b| {
             a.publish
@@ -441,6 +512,15 @@ fn markdown(res: &Results, note: &str) -> String {
         });
         if let Some(r) = top {
             let k = &r.publish.likes;
+            let via = if r.publish.like_batch > 1 {
+                format!(
+                    "{via} ({} likes a batch, {} batches/s)",
+                    r.publish.like_batch,
+                    thousands(k.requests_per_sec)
+                )
+            } else {
+                via.to_owned()
+            };
             row(
                 &format!("likes ingest over {via}"),
                 "most likes/s accepted (stored durably); request p50 / p99 ms there",
@@ -458,23 +538,32 @@ fn markdown(res: &Results, note: &str) -> String {
             );
         }
     }
-    let latency_runs: Vec<&Report> = ["likes-latency/ours", "100k/ours"]
-        .iter()
-        .filter_map(|l| get(res, l).last())
-        .filter(|r| r.viewers.likes_latency.count > 0)
-        .collect();
+    let latency_runs: Vec<&Report> = [
+        "likes-latency/ours",
+        "likes-batch-latency/ours",
+        "100k/ours",
+    ]
+    .iter()
+    .filter_map(|l| get(res, l).last())
+    .filter(|r| r.viewers.likes_latency.count > 0)
+    .collect();
     for r in latency_runs {
         let l = &r.viewers.likes_latency;
         row(
             &format!("like latency at viewers ({})", r.label),
             "like sent → total seen: p50 / p90 / p99, ms",
             format!(
-                "{} / {} / {} at {} likes/s over {} ({} samples)",
+                "{} / {} / {} at {} likes/s over {}{} ({} samples)",
                 ms(l.p50_ms),
                 ms(l.p90_ms),
                 ms(l.p99_ms),
                 thousands(r.publish.likes.accepted_per_sec),
                 r.publish.via.to_uppercase(),
+                if r.publish.like_batch > 1 {
+                    format!(" in batches of {}", r.publish.like_batch)
+                } else {
+                    String::new()
+                },
                 thousands(l.count as f64)
             ),
             "—".into(),
@@ -509,22 +598,59 @@ fn markdown(res: &Results, note: &str) -> String {
             }
         }
     }
-    let (lh, ln) = (get(res, "likes-http/ours"), get(res, "likes-nats/ours"));
-    if !lh.is_empty() || !ln.is_empty() {
+    if !go.is_empty() || !gn.is_empty() {
+        let _ = writeln!(t, "\nComment ingest steps:\n");
+        let _ = writeln!(
+            t,
+            "| system | offered/s | stored/s | failed | request p50 ms | request p99 ms | viewers' p99 ms | lost | server CPU | loadgen CPU | other CPU |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for (name, steps) in [("this system", go), ("nginx + nchan", gn)] {
+            for r in steps {
+                let k = &r.publish.comments;
+                let _ = writeln!(
+                    t,
+                    "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
+                    thousands(r.publish.offered_comments_per_sec),
+                    thousands(k.accepted_per_sec),
+                    k.failed,
+                    ms(k.latency.p50_ms),
+                    ms(k.latency.p99_ms),
+                    ms(r.viewers.latency.p99_ms),
+                    loss_text(r),
+                    server_cpu(r),
+                    loadgen_cpu(r),
+                    other_cpu(r)
+                );
+            }
+        }
+    }
+    let (lh, ln, lb) = (
+        get(res, "likes-http/ours"),
+        get(res, "likes-nats/ours"),
+        get(res, "likes-batch/ours"),
+    );
+    if !lh.is_empty() || !ln.is_empty() || !lb.is_empty() {
         let _ = writeln!(t, "\nLikes ingest steps:\n");
         let _ = writeln!(
             t,
-            "| via | offered/s | accepted/s | failed | request p50 ms | request p99 ms | server CPU | loadgen CPU | other CPU |"
+            "| via | offered/s | accepted/s | requests/s | failed | request p50 ms | request p99 ms | server CPU | loadgen CPU | other CPU |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
-        for (via, steps) in [("HTTP", lh), ("NATS", ln)] {
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
+        for (via, steps) in [("HTTP", lh), ("NATS", ln), ("NATS batched", lb)] {
             for r in steps {
                 let k = &r.publish.likes;
+                let via = if r.publish.like_batch > 1 {
+                    format!("{via} ×{}", r.publish.like_batch)
+                } else {
+                    via.to_owned()
+                };
                 let _ = writeln!(
                     t,
-                    "| {via} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
+                    "| {via} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% |",
                     thousands(r.publish.offered_likes_per_sec),
                     thousands(k.accepted_per_sec),
+                    thousands(k.requests_per_sec),
                     k.failed,
                     ms(k.latency.p50_ms),
                     ms(k.latency.p99_ms),
