@@ -42,7 +42,7 @@ done
 scenarios="${only:-idle,fanout,many,ingest,likes,batch}"
 $with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
 for s in ${scenarios//,/ }; do
-  case "$s" in idle|fanout|many|likes|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case "$s" in idle|fanout|many|ingest|likes|batch|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 want() { [[ ",$scenarios," == *",$1,"* ]]; }
 
