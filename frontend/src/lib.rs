@@ -83,14 +83,14 @@ pub async fn run(
     )
     .await?;
     let (stopping_tx, stopping) = watch::channel(false);
-    let (stopped_tx, stopped) = watch::channel(false);
+    let stopped = tokio_util::sync::CancellationToken::new();
     let shared = rooms::Shared::new(
         client.clone(),
         config,
         regions,
         node_id.clone(),
         resets,
-        stopped,
+        stopped.clone(),
     );
 
     let events = http::Events {
@@ -118,12 +118,16 @@ pub async fn run(
         head_timeout: shared.config.head_timeout,
         max_connections: shared.config.max_connections,
     };
+    let rooms_tasks = shared.rooms_tasks.clone();
     server::serve(listener, app, events, options, stopping_tx, async move {
         shutdown.await;
         tracing::info!(viewers = shared.viewer_count(), "draining viewers");
     })
     .await?;
-    let _ = stopped_tx.send(true);
+    stopped.cancel();
+    // Each room tells the other frontends it has no viewers left, then ends.
+    rooms_tasks.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rooms_tasks.wait()).await;
     // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("frontend stopped");

@@ -351,7 +351,6 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
     let mut heartbeat = tokio::time::interval_at(Instant::now() + cfg.heartbeat, cfg.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut reconnects = shared.reconnects.clone();
-    let mut stopped = shared.stopped.clone();
     let mut grace: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut remote_check = Instant::now() + REMOTE_CHECK.mul_f64(rand::random_range(0.5..1.5));
@@ -405,7 +404,7 @@ pub async fn run(room: Arc<Room>, shared: Arc<Shared>) {
                     break;
                 }
             }
-            _ = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+            _ = shared.stopped.cancelled() => break,
         }
     }
     // Tell the other frontends right away that this node has no viewers left.

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use live_proto::{Regions, VideoId};
 use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::Config;
 use crate::history::History;
@@ -26,7 +28,11 @@ pub struct Shared {
     /// Bumped on every NATS reconnect or slow-consumer drop.
     pub reconnects: watch::Receiver<u64>,
     /// Set once the HTTP server has finished: rooms end.
-    pub stopped: watch::Receiver<bool>,
+    /// Cancelled when the node stops: rooms end.
+    pub stopped: CancellationToken,
+    /// The rooms' tasks, so the node's shutdown waits for them (each tells the other
+    /// frontends it has no viewers left).
+    pub rooms_tasks: TaskTracker,
     /// JetStream replays for resuming viewers running at once (a reconnect storm
     /// queues here instead of flooding JetStream).
     pub replays: Semaphore,
@@ -48,7 +54,7 @@ impl Shared {
         regions: Regions,
         node_id: String,
         reconnects: watch::Receiver<u64>,
-        stopped: watch::Receiver<bool>,
+        stopped: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Shared {
             history: History::new(
@@ -63,6 +69,7 @@ impl Shared {
             node_id,
             reconnects,
             stopped,
+            rooms_tasks: TaskTracker::new(),
             replays: Semaphore::new(MAX_REPLAYS),
             rooms: Mutex::new(HashMap::new()),
             viewers: AtomicUsize::new(0),
@@ -86,7 +93,8 @@ impl Shared {
                 .entry(video.clone())
                 .or_insert_with(|| {
                     let room = Room::new(video, self.config.viewer_queue, self.regions.len());
-                    tokio::spawn(room::run(room.clone(), self.clone()));
+                    self.rooms_tasks
+                        .spawn(room::run(room.clone(), self.clone()));
                     metrics::gauge!("frontend_rooms").increment(1.0);
                     room
                 })

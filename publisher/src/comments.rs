@@ -74,12 +74,17 @@ pub struct CommentStore {
 
 impl CommentStore {
     /// Starts one writer per partition.
-    pub fn new(js: jetstream::Context, regions: Regions, partitions: Partitions) -> Self {
+    pub fn new(
+        js: jetstream::Context,
+        regions: Regions,
+        partitions: Partitions,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Self {
         let writers = partitions
             .all()
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(write_partition(js.clone(), rx));
+                tasks.spawn(write_partition(js.clone(), rx));
                 tx
             })
             .collect();

@@ -70,9 +70,12 @@ pub async fn run(
     let name = format!("publisher-{}-{}", config.region, std::process::id());
     let client = live_common::nats::connect(&config.nats, &name, None).await?;
     let js = retry::context(client.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Stops the background tasks; `tasks` tracks them (mirrors, placement, ingest, the
+    // moderation feed, the comment writers and likes batchers), so shutdown waits for them.
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
     let partitions = config.partitions();
-    let buckets = streams::ensure(&js, &config, &regions, partitions, stop_rx.clone()).await?;
+    let buckets = streams::ensure(&js, &config, &regions, partitions, stop.clone(), &tasks).await?;
     let moderation = moderation::Moderation::new(
         js.clone(),
         client.clone(),
@@ -109,58 +112,59 @@ pub async fn run(
     }
     let service = Arc::new(service::Service {
         auth: auth::Auth::with_verifier(verifier),
-        comments: comments::CommentStore::new(js.clone(), regions.clone(), partitions),
+        comments: comments::CommentStore::new(js.clone(), regions.clone(), partitions, &tasks),
         like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(
             client.clone(),
             regions.own().clone(),
             partitions,
             config.like_window,
+            &tasks,
         ),
         like_limit: limiter(config.likes_per_sec, 2.0, config.video_likes_per_sec),
         comment_limit: limiter(config.comments_per_sec, 5.0, config.video_comments_per_sec),
         moderation,
     });
 
-    let stopped = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let ingest = tokio::spawn(ingest::serve(client.clone(), service.clone(), stopped));
+    let ingest = tasks.spawn(ingest::serve(
+        client.clone(),
+        service.clone(),
+        stop.clone().cancelled_owned(),
+    ));
     if config.replicas > 1 {
-        tokio::spawn(placement::keep_spread(
+        tasks.spawn(placement::keep_spread(
             js.clone(),
             regions.clone(),
             partitions,
             config.rebalance_interval,
-            stop_rx.clone(),
+            stop.clone(),
         ));
     }
     let following = {
-        let (service, mut rx) = (service.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            service
-                .moderation
-                .follow(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-        })
+        let (service, stop) = (service.clone(), stop.clone());
+        tasks.spawn(async move { service.moderation.follow(stop.cancelled_owned()).await })
     };
 
     let app = http::router(service).merge(live_common::ops::router(client.clone()));
     let app = cors(&config.cors()?, app).layer(tower_http::catch_panic::CatchPanicLayer::new());
     tracing::info!(addr = %listener.local_addr()?, region = %config.region, "publisher listening");
     serve(listener, app, &config, shutdown).await;
-    let _ = stop_tx.send(true);
+    stop.cancel();
     match ingest.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "ingest task failed"),
     }
     let _ = following.await;
+    // Every handle of the comment writers and likes batchers is gone with the service:
+    // they write what they hold and end. Bounded, like the flush below.
+    tasks.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not finish within 10 s");
+    }
     // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("publisher stopped");

@@ -77,6 +77,7 @@ impl LikeBatcher {
         region: Region,
         partitions: Partitions,
         window: Duration,
+        tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let js = crate::retry::context(client.clone());
         let txs = partitions
@@ -89,7 +90,7 @@ impl LikeBatcher {
                     region: region.clone(),
                     partition,
                 };
-                tokio::spawn(run(rx, flusher, window));
+                tasks.spawn(run(rx, flusher, window));
                 tx
             })
             .collect();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use live_proto::{Partitions, Regions, subjects};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// A stream's leader should move: `stream` to the server `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub async fn keep_spread(
     regions: Regions,
     partitions: Partitions,
     interval: Duration,
-    mut stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
 ) {
     if partitions.count() < 2 {
         return;
@@ -78,7 +78,7 @@ pub async fn keep_spread(
         let wait = interval.mul_f64(rand::random_range(0.75..1.25));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.cancelled() => return,
         }
         for streams in &kinds {
             rebalance(&js, streams).await;

@@ -33,7 +33,8 @@ use async_nats::jetstream::{
 };
 use live_proto::{Partition, Partitions, Region, Regions, subjects};
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::Config;
 use crate::retry;
@@ -224,11 +225,12 @@ pub async fn ensure(
     config: &Config,
     regions: &Regions,
     partitions: Partitions,
-    stopped: watch::Receiver<bool>,
+    stopped: CancellationToken,
+    tasks: &TaskTracker,
 ) -> Result<Buckets, StreamSetupError> {
     for cfg in all_configs(config, regions, partitions) {
         if cfg.mirror.is_some() {
-            tokio::spawn(keep_mirroring(js.clone(), cfg, stopped.clone()));
+            tasks.spawn(keep_mirroring(js.clone(), cfg, stopped.clone()));
             continue;
         }
         let name = cfg.name.clone();
@@ -288,11 +290,7 @@ const SETUP_DEADLINE: Duration = Duration::from_secs(60);
 /// its origin was two seconds earlier (a healthy mirror lags by milliseconds) has its
 /// stream leader step down: the new leader restarts the mirror at once. With one replica
 /// there is no other leader, and the mirror resumes on nats-server's schedule.
-async fn keep_mirroring(
-    js: jetstream::Context,
-    cfg: StreamConfig,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn keep_mirroring(js: jetstream::Context, cfg: StreamConfig, stopped: CancellationToken) {
     let Some(origin) = cfg.mirror.as_ref().map(|m| m.name.clone()) else {
         return;
     };
@@ -320,7 +318,7 @@ async fn keep_mirroring(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.cancelled() => return,
         }
         delay = (delay * 2).min(Duration::from_secs(1));
     }
@@ -333,7 +331,7 @@ async fn keep_mirroring(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.cancelled() => return,
         }
         let (Some(origin_last), Some(mirror_last)) =
             (last_seq(&js, &origin).await, last_seq(&js, &name).await)
