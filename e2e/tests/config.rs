@@ -107,6 +107,7 @@ fn bad_publisher_flags_exit_64_naming_the_flag() {
         (&["--cors-origin", "https://a.example/"], "--cors-origin"),
         (&["--cors-origin", "*,https://a.example"], "--cors-origin"),
         (&["--replicas", "9"], "--replicas"),
+        (&["--partitions", "0"], "--partitions"),
         (&["--like-window", "soon"], "--like-window"),
         (&["--listen", "not-an-address"], "--listen"),
         (&["--no-such-flag"], "--no-such-flag"),
@@ -144,7 +145,17 @@ fn bad_frontend_flags_exit_64_naming_the_flag() {
             "--dev-tokens",
         ),
         (&["--cors-origin", "example.com"], "--cors-origin"),
+        (
+            &["--publisher-url", "javascript:alert(1)"],
+            "--publisher-url",
+        ),
+        (
+            &["--publisher-url", "http://x/';alert(1);'"],
+            "--publisher-url",
+        ),
         (&["--max-viewers", "lots"], "--max-viewers"),
+        (&["--partitions", "0"], "--partitions"),
+        (&["--partitions", "-2"], "--partitions"),
         (&["--max-connections", "0"], "--max-connections"),
         (&["--head-timeout", "0s"], "--head-timeout"),
     ];

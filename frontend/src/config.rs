@@ -186,6 +186,17 @@ impl Config {
                 "must be a name of [A-Za-z0-9_-]",
             ));
         }
+        // Pasted into the page's script: an http(s) URL with nothing that ends a string.
+        let url = &self.publisher_url;
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(['\'', '"', '\\', '<', '>', ' ', '\n'])
+            || url.parse::<axum::http::Uri>().is_err()
+        {
+            return Err(ConfigError::new(
+                "publisher-url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
         if self.dev_tokens {
             if self.jwt_secret.is_none() {
                 return Err(ConfigError::new(

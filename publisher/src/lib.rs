@@ -86,9 +86,10 @@ pub async fn run(
     // Every region's bans and slow modes are known before the first request.
     moderation.reload().await;
 
-    let limiter = |user: f64, user_burst: f64, video: f64| {
+    let limiter = |action, user: f64, user_burst: f64, video: f64| {
         (!config.no_rate_limit).then(|| {
             ratelimit::RateLimiter::new(
+                action,
                 ratelimit::Rate {
                     per_sec: user,
                     burst: user * user_burst,
@@ -121,8 +122,18 @@ pub async fn run(
             config.like_window,
             &tasks,
         ),
-        like_limit: limiter(config.likes_per_sec, 2.0, config.video_likes_per_sec),
-        comment_limit: limiter(config.comments_per_sec, 5.0, config.video_comments_per_sec),
+        like_limit: limiter(
+            "likes",
+            config.likes_per_sec,
+            2.0,
+            config.video_likes_per_sec,
+        ),
+        comment_limit: limiter(
+            "comments",
+            config.comments_per_sec,
+            5.0,
+            config.video_comments_per_sec,
+        ),
         moderation,
     });
 

@@ -72,17 +72,18 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Limits per user and per video. Inside a tokio runtime, also starts the task that
-    /// prunes idle keys (it ends when the limiter is dropped).
-    pub fn new(per_user: Rate, per_video: Rate) -> Self {
+    /// Limits per user and per video of `action` ("likes", "comments": the label of the
+    /// `publisher_rate_limit_keys` gauge). Inside a tokio runtime, also starts the task
+    /// that prunes idle keys (it ends when the limiter is dropped).
+    pub fn new(action: &'static str, per_user: Rate, per_video: Rate) -> Self {
         let limiter = Self {
             users: Arc::new(governor::RateLimiter::keyed(per_user.quota())),
             videos: Arc::new(governor::RateLimiter::keyed(per_video.quota())),
             clock: DefaultClock::default(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
-            prune(Arc::downgrade(&limiter.users));
-            prune(Arc::downgrade(&limiter.videos));
+            prune(Arc::downgrade(&limiter.users), action, Scope::User);
+            prune(Arc::downgrade(&limiter.videos), action, Scope::Video);
         }
         limiter
     }
@@ -128,7 +129,11 @@ fn prune_now<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
 
 fn prune<K: Hash + Eq + Clone + Send + Sync + 'static>(
     weak: std::sync::Weak<DefaultKeyedRateLimiter<K>>,
+    action: &'static str,
+    scope: Scope,
 ) {
+    let keys =
+        metrics::gauge!("publisher_rate_limit_keys", "action" => action, "scope" => scope.as_str());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PRUNE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,7 +142,7 @@ fn prune<K: Hash + Eq + Clone + Send + Sync + 'static>(
             tick.tick().await;
             let Some(limiter) = weak.upgrade() else { break };
             prune_now(&limiter);
-            metrics::gauge!("publisher_rate_limit_keys").set(limiter.len() as f64);
+            keys.set(limiter.len() as f64);
         }
     });
 }
@@ -162,6 +167,7 @@ mod tests {
     #[test]
     fn burst_then_refused_with_a_sane_retry_after() {
         let limiter = RateLimiter::new(
+            "test",
             Rate {
                 per_sec: 2.0,
                 burst: 3.0,
@@ -186,6 +192,7 @@ mod tests {
     fn slow_rates_answer_whole_seconds() {
         // One a minute: the wait is ~60 s, never 0 and never absurd.
         let limiter = RateLimiter::new(
+            "test",
             Rate {
                 per_sec: 1.0 / 60.0,
                 burst: 1.0,
@@ -203,6 +210,7 @@ mod tests {
     #[test]
     fn a_video_has_its_own_limit_over_all_its_users() {
         let limiter = RateLimiter::new(
+            "test",
             LOOSE,
             Rate {
                 per_sec: 1.0,
@@ -221,6 +229,7 @@ mod tests {
     #[test]
     fn a_user_over_their_limit_does_not_spend_the_video() {
         let limiter = RateLimiter::new(
+            "test",
             Rate {
                 per_sec: 1.0,
                 burst: 1.0,
@@ -244,6 +253,7 @@ mod tests {
     #[test]
     fn idle_keys_are_pruned() {
         let limiter = RateLimiter::new(
+            "test",
             Rate {
                 per_sec: 1000.0,
                 burst: 1.0,
