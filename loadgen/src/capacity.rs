@@ -32,8 +32,8 @@ pub struct CapacityArgs {
     /// Likes per `LikeBatch` the edge tier sends (each batch is one counter write).
     #[arg(long, default_value_t = 100.0)]
     pub like_batch: f64,
-    /// Take the unit costs from this `scripts/bench.sh` results directory (where a
-    /// scenario is missing, the flag's value stays).
+    /// Take the unit costs from this `scripts/bench.sh` results directory: a measured cost
+    /// replaces its flag; where a scenario is missing, the flag's value stays.
     #[arg(long)]
     pub measured: Option<PathBuf>,
     /// The partitions the measured servers ran with (per-partition rates are the
@@ -220,9 +220,12 @@ pub fn plan(a: &CapacityArgs) -> Plan {
 
     // Partitions: stored comments and counter writes per partition; leaders spread, so
     // at least one per NATS server.
-    let by_comments = servers(a.comments_per_sec, c.partition_comments_per_sec);
-    let by_writes = servers(batches, c.partition_writes_per_sec);
-    let partitions = by_comments.max(by_writes).max(nats).max(1);
+    // A partition stores both, so their shares of a partition add up.
+    let by_writes = servers(
+        a.comments_per_sec / c.partition_comments_per_sec + batches / c.partition_writes_per_sec,
+        1.0,
+    );
+    let partitions = by_writes.max(nats).max(1);
 
     // Publishers: CPU per comment and per batch; two at least (one may fail).
     let pub_cores = (a.comments_per_sec * c.publisher_us_per_comment
@@ -272,10 +275,8 @@ pub fn plan(a: &CapacityArgs) -> Plan {
                 summary::thousands(a.likes_per_sec),
                 a.like_batch
             ),
-            bound_by: if partitions == by_comments {
-                "comment writes per partition"
-            } else if partitions == by_writes {
-                "counter writes per partition"
+            bound_by: if partitions == by_writes {
+                "writes per partition (comments + counter writes)"
             } else {
                 "one leader per NATS server"
             },
@@ -633,8 +634,8 @@ mod tests {
         assert_eq!(count(&p, "frontends"), 5);
         // (1000 + 1000) writes × 100 µs × 3 replicas = 0.6 cores → 1, but 3 replicas.
         assert_eq!(count(&p, "NATS servers"), 3);
-        // 1000 comments/s at 300 per partition → 4; 1000 writes/s at 1000 → 1.
-        assert_eq!(count(&p, "partitions"), 4);
+        // 1000 comments/s at 300 per partition (3.33) + 1000 writes/s at 1000 (1) → 5.
+        assert_eq!(count(&p, "partitions"), 5);
         // 2000 × 1 ms = 2 cores → 1 server, but two for failover.
         assert_eq!(count(&p, "publishers"), 2);
         // Each of 5 frontends holds all 100 videos: 10 + 10 + 5 presence msgs/s each.
@@ -643,7 +644,7 @@ mod tests {
             "{:?}",
             p.roles[0]
         );
-        assert!(table(&a, &p).contains("| partitions | 4 |"));
+        assert!(table(&a, &p).contains("| partitions | 5 |"));
     }
 
     #[test]
