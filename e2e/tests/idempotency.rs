@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use e2e::{frontend, like, post_json, publisher, viewer};
+use live_proto::Partitions;
 use testkit::NatsServer;
 
 #[tokio::test]
@@ -121,8 +122,8 @@ async fn a_like_retried_over_nats_with_the_same_key_counts_once() {
 async fn a_batch_of_likes_counts_once_on_retry_and_reaches_viewers_in_their_total() {
     use prost::Message as _;
     let nats = NatsServer::start();
-    let publisher = publisher(&nats, |c| c.partitions = 3).await;
-    let fe = frontend(&nats, |c| c.partitions = 3).await;
+    let publisher = publisher(&nats, |c| c.partitions = Partitions::new(3).unwrap()).await;
+    let fe = frontend(&nats, |c| c.partitions = Partitions::new(3).unwrap()).await;
     let mut v = viewer(&fe, "batched", None).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let video = live_proto::VideoId::parse("batched").unwrap();

@@ -38,12 +38,12 @@ async fn every_partition_stores_delivers_and_replays_its_videos() {
     let nats = NatsServer::start();
     let publisher = e2e::publisher(&nats, |c| {
         c.no_rate_limit = true;
-        c.partitions = 4;
+        c.partitions = Partitions::new(4).unwrap();
     })
     .await;
     // A one-comment ring: resuming reads from the video's partition in JetStream.
     let fe = e2e::frontend(&nats, |c| {
-        c.partitions = 4;
+        c.partitions = Partitions::new(4).unwrap();
         c.replay_buffer = 1;
     })
     .await;
@@ -128,13 +128,16 @@ async fn killing_a_partition_leader_stalls_only_that_partition_and_loses_nothing
     let node0 = cluster.nodes[0].url();
     let publisher = e2e::publisher_at(&node0, |c| {
         c.replicas = 3;
-        c.partitions = PARTITIONS;
+        c.partitions = Partitions::new(PARTITIONS).unwrap();
         c.no_rate_limit = true;
         // No leader moves by the publisher during the test: only the kill moves one.
         c.rebalance_interval = Duration::from_secs(3600);
     })
     .await;
-    let fe = e2e::frontend_at(&node0, |c| c.partitions = PARTITIONS).await;
+    let fe = e2e::frontend_at(&node0, |c| {
+        c.partitions = Partitions::new(PARTITIONS).unwrap()
+    })
+    .await;
 
     // The victim: a server other than node 0 that leads a partition's comments stream.
     let js = async_nats::jetstream::new(async_nats::connect(&node0).await.unwrap());
@@ -307,7 +310,7 @@ async fn partition_leaders_spread_again_after_a_server_returns() {
     let node0 = cluster.nodes[0].url();
     let _publisher = e2e::publisher_at(&node0, |c| {
         c.replicas = 3;
-        c.partitions = PARTITIONS;
+        c.partitions = Partitions::new(PARTITIONS).unwrap();
         c.rebalance_interval = Duration::from_millis(500);
     })
     .await;

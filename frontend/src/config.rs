@@ -36,9 +36,8 @@ pub struct Config {
     /// Partitions of the region's write path: comments and likes are stored in this many
     /// JetStream streams, a video always in the same one (`proto/README.md`). The same
     /// value on every service of a region.
-    #[arg(long, env = "LIVE_PARTITIONS", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=live_proto::partitions::MAX_PARTITIONS as i64))]
-    pub partitions: u32,
+    #[arg(long, env = "LIVE_PARTITIONS", default_value = "1")]
+    pub partitions: live_proto::Partitions,
 
     /// JetStream domain to read history from (e.g. "hub"): needed on a leaf server, whose
     /// connection to the region does not carry the plain JetStream API. Unset: the
@@ -226,11 +225,6 @@ impl Config {
     /// The parsed `--cors-origin`.
     pub fn cors(&self) -> Result<Origins, ConfigError> {
         Origins::parse(&self.cors_origin).map_err(|e| ConfigError::new("cors-origin", e))
-    }
-
-    /// The region's partitions (`--partitions`, range-checked by the parser).
-    pub fn partitions(&self) -> live_proto::Partitions {
-        live_proto::Partitions::new(self.partitions).expect("--partitions is range-checked")
     }
 
     /// A configuration for tests: the given NATS URL, defaults elsewhere.

@@ -61,7 +61,7 @@ impl Shared {
                 client.clone(),
                 config.js_domain.as_deref(),
                 regions.clone(),
-                config.partitions(),
+                config.partitions,
             ),
             client,
             config,

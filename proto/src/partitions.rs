@@ -59,6 +59,26 @@ impl Partitions {
     }
 }
 
+/// `--partitions N`: the count, checked like [`Partitions::new`].
+impl std::str::FromStr for Partitions {
+    type Err = InvalidInput;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n = s.trim().parse().map_err(|_| {
+            InvalidInput(format!(
+                "--partitions must be a whole number from 1 to {MAX_PARTITIONS}, not {s:?}"
+            ))
+        })?;
+        Self::new(n)
+    }
+}
+
+impl fmt::Display for Partitions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl Default for Partitions {
     fn default() -> Self {
         Self::one()
@@ -126,6 +146,10 @@ mod tests {
 
     #[test]
     fn the_count_is_checked() {
+        assert_eq!("3".parse::<Partitions>(), Ok(Partitions::new(3).unwrap()));
+        for bad in ["0", "-2", "65", "x", ""] {
+            assert!(bad.parse::<Partitions>().is_err(), "{bad}");
+        }
         assert!(Partitions::new(0).is_err());
         assert!(Partitions::new(MAX_PARTITIONS + 1).is_err());
         assert_eq!(Partitions::new(3).unwrap().all().count(), 3);

@@ -74,7 +74,7 @@ pub async fn run(
     // moderation feed, the comment writers and likes batchers), so shutdown waits for them.
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let partitions = config.partitions();
+    let partitions = config.partitions;
     let buckets = streams::ensure(&js, &config, &regions, partitions, stop.clone(), &tasks).await?;
     let moderation = moderation::Moderation::new(
         js.clone(),
