@@ -16,7 +16,6 @@ mod publish;
 mod report;
 mod response;
 mod scenario;
-mod sse;
 mod stats;
 mod summary;
 mod target;

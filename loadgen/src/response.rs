@@ -2,7 +2,7 @@
 //! (chunked or plain) fed through the SSE parser.
 
 use crate::chunked::Chunked;
-use crate::sse::{Item, SseParser};
+use sse_parse::{Item, Parser};
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -100,7 +100,7 @@ pub struct Decoder {
     /// Head bytes buffered until the head is complete (only while `body` is `None`).
     head: Vec<u8>,
     body: Option<Body>,
-    sse: SseParser,
+    sse: Parser,
 }
 
 impl Decoder {
@@ -152,9 +152,11 @@ impl Decoder {
                         }
                     })
                     .map_err(Error::Protocol)?;
-                err.map_err(Error::Protocol)?;
+                err.map_err(|_| Error::Protocol("SSE line too long"))?;
             }
-            _ => sse.feed(input, f).map_err(Error::Protocol)?,
+            _ => sse
+                .feed(input, f)
+                .map_err(|_| Error::Protocol("SSE line too long"))?,
         }
         Ok(fed)
     }
@@ -194,7 +196,7 @@ mod tests {
                                 String::from_utf8_lossy(e.id.unwrap_or_default()),
                                 e.data.len()
                             ),
-                            Item::Comment => "hb".into(),
+                            Item::Comment(_) => "hb".into(),
                             Item::Retry(ms) => format!("retry {ms}"),
                         })
                     })

@@ -18,9 +18,9 @@ use tokio::time::{Instant, timeout_at};
 use crate::audience::{Audience, Slot};
 use crate::cli::Server;
 use crate::response::{Decoder, Fed};
-use crate::sse::Item;
 use crate::stats::{self, Counts, Phase, Shard};
 use crate::target::Target;
+use sse_parse::Item;
 
 /// Bytes read from a socket per `try_read`; shared by all connections of a worker thread.
 const READ_BUF: usize = 32 * 1024;
@@ -259,7 +259,7 @@ impl<'a> Batch<'a> {
     fn on_item(&mut self, item: Item<'_>) {
         let e = match item {
             Item::Event(e) => e,
-            Item::Comment => {
+            Item::Comment(_) => {
                 self.tally.heartbeats += 1;
                 return;
             }
@@ -298,7 +298,7 @@ impl<'a> Batch<'a> {
         }
     }
 
-    fn comment(&mut self, e: crate::sse::Event<'_>) {
+    fn comment(&mut self, e: sse_parse::Event<'_>) {
         let t = &mut self.tally;
         let Ok(c) = serde_json::from_slice::<CommentData>(e.data) else {
             t.bad_events += 1;
@@ -403,7 +403,7 @@ fn id_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::Event;
+    use sse_parse::Event;
 
     #[test]
     fn counts_comments_duplicates_and_likes() {
@@ -431,7 +431,7 @@ mod tests {
             data: br#"{"count":3,"total":10}"#,
             id: None,
         }));
-        b.on_item(Item::Comment);
+        b.on_item(Item::Comment(b" heartbeat"));
         b.finish(&slot);
         let c = shard.counters.load();
         assert_eq!((c.events, c.comments, c.duplicates), (4, 1, 2));

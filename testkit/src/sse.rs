@@ -1,13 +1,18 @@
 //! A minimal Server-Sent Events client, enough to read what a browser's `EventSource`
-//! reads: `event:`, `data:`, `id:`, `retry:` and comment lines.
+//! reads: `event:`, `data:`, `id:`, `retry:` and comment lines, parsed by `sse-parse`
+//! (the same parser as the load generator's).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use sse_parse::{Item, Parser};
 
-/// One dispatched event. Comment lines (heartbeats) are reported with `event == ":"`.
+/// One dispatched event. Comment lines (heartbeats) are reported with `event == ":"`
+/// and the comment's text (trimmed) as `data`; an unnamed event is `message`; `retry`
+/// is a `retry:` field seen since the previous event (the frontend sends it with the
+/// snapshot); `id` is the event's own `id:` field, if it had one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SseEvent {
     pub event: String,
@@ -29,11 +34,17 @@ pub struct SseClient {
     pub status: reqwest::StatusCode,
     pub headers: reqwest::header::HeaderMap,
     body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: BytesMut,
+    parser: Parser,
+    /// Items parsed from the chunks read so far, not yet returned.
+    ready: VecDeque<SseEvent>,
+    /// A `retry:` waiting for the next event, which carries it.
+    retry: Option<u64>,
     /// The last `id:` seen, like `EventSource.lastEventId`.
     pub last_event_id: Option<String>,
-    pending: SseEvent,
 }
+
+/// Longest line the client accepts: far beyond any event of the system under test.
+const MAX_LINE: usize = 16 << 20;
 
 impl SseClient {
     /// Opens `url`; `last_event_id` is sent as the `Last-Event-ID` header.
@@ -48,27 +59,48 @@ impl SseClient {
             status: response.status(),
             headers: response.headers().clone(),
             body: response.bytes_stream().boxed(),
-            buf: BytesMut::new(),
+            parser: Parser::with_max_line(MAX_LINE),
+            ready: VecDeque::new(),
+            retry: None,
             last_event_id: last_event_id.map(str::to_owned),
-            pending: SseEvent::default(),
         })
     }
 
-    /// The next event or comment, `None` when the stream ended.
+    /// The next event or comment, `None` when the stream ended (or broke the SSE format).
     pub async fn next_any(&mut self) -> Option<SseEvent> {
         loop {
-            while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line = self.buf.split_to(pos + 1);
-                let line = String::from_utf8_lossy(&line[..pos])
-                    .trim_end_matches('\r')
-                    .to_owned();
-                if let Some(event) = self.line(&line) {
-                    return Some(event);
+            if let Some(event) = self.ready.pop_front() {
+                if let Some(id) = &event.id {
+                    self.last_event_id = Some(id.clone());
                 }
+                return Some(event);
             }
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+            let chunk = match self.body.next().await {
+                Some(Ok(chunk)) => chunk,
                 _ => return None,
+            };
+            let (ready, retry) = (&mut self.ready, &mut self.retry);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let parsed = self.parser.feed(&chunk, &mut |item| match item {
+                Item::Event(e) => ready.push_back(SseEvent {
+                    event: if e.name.is_empty() {
+                        "message".into()
+                    } else {
+                        text(e.name)
+                    },
+                    data: text(e.data),
+                    id: e.id.map(text),
+                    retry: retry.take(),
+                }),
+                Item::Comment(c) => ready.push_back(SseEvent {
+                    event: ":".into(),
+                    data: text(c).trim().to_owned(),
+                    ..Default::default()
+                }),
+                Item::Retry(ms) => *retry = Some(ms),
+            });
+            if parsed.is_err() {
+                self.body = futures::stream::empty().boxed();
             }
         }
     }
@@ -103,45 +135,5 @@ impl SseClient {
         })
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for SSE event {name}"))
-    }
-
-    fn line(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            if self.pending.data.is_empty() && self.pending.event.is_empty() {
-                self.pending = SseEvent::default();
-                return None;
-            }
-            let mut event = std::mem::take(&mut self.pending);
-            if event.event.is_empty() {
-                event.event = "message".into();
-            }
-            if event.data.ends_with('\n') {
-                event.data.pop();
-            }
-            return Some(event);
-        }
-        if let Some(comment) = line.strip_prefix(':') {
-            return Some(SseEvent {
-                event: ":".into(),
-                data: comment.trim().to_owned(),
-                ..Default::default()
-            });
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => self.pending.event = value.to_owned(),
-            "data" => {
-                self.pending.data.push_str(value);
-                self.pending.data.push('\n');
-            }
-            "id" => {
-                self.pending.id = Some(value.to_owned());
-                self.last_event_id = Some(value.to_owned());
-            }
-            "retry" => self.pending.retry = value.parse().ok(),
-            _ => {}
-        }
-        None
     }
 }
