@@ -92,9 +92,10 @@ if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; then
 fi
 NATS_SERVER_BIN="$(scripts/lib/nats-server.sh)"
 echo "building (release)"
-cargo build --release --quiet --bin frontend --bin publisher --bin loadgen
+cargo build --release --quiet --bin frontend --bin publisher --bin loadgen --bin benchreport
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 LG="$bin/loadgen"
+BR="$bin/benchreport"   # the table, the plot and the capacity model
 
 # --- processes ---------------------------------------------------------------------------
 pids=()
@@ -389,13 +390,13 @@ fi
 cmd="scripts/bench.sh${*:+ $*}"
 note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always). Command: \`$cmd\`."
 echo
-"$LG" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
+"$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
 plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
 echo "table: $run_dir/bench.md  plot: $plot  results: $res  logs: $logs"
 # The capacity model fed with the unit costs this run measured (docs/capacity.md).
 echo
-"$LG" capacity --measured "$res" --measured-partitions "$PARTITIONS" | tee "$run_dir/capacity.md" \
-  || { echo "loadgen capacity failed"; ok=false; }
+"$BR" capacity --measured "$res" --measured-partitions "$PARTITIONS" | tee "$run_dir/capacity.md" \
+  || { echo "benchreport capacity failed"; ok=false; }
 if ! $quick && [ -z "$only" ]; then
   mkdir -p docs/bench
   cp "$run_dir/bench.md" docs/bench/latest.md

@@ -11,10 +11,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::{Server, ViewerArgs};
-use crate::report::VideoCount;
 use crate::stats::Stats;
 use crate::target::{Target, split_list};
 use crate::viewer;
+use benchreport::report::VideoCount;
 
 /// How many connection errors are printed (the rest are only counted).
 const ERRORS_LOGGED: u32 = 10;

@@ -66,30 +66,14 @@ pub enum Cmd {
         json_out: Option<PathBuf>,
     },
     /// The benchmark summary of `scripts/bench.sh`: reads the labelled results in a
-    /// directory, prints one markdown table and writes the latency plot (SVG).
-    Summary(SummaryArgs),
+    /// directory, prints one markdown table and writes the latency plot (SVG). The same
+    /// as `benchreport summary`.
+    Summary(benchreport::summary::SummaryArgs),
     /// The capacity model: how many frontends, NATS servers, partitions and publishers a
     /// deployment needs for the given load, from unit costs measured by the benchmark
     /// (defaults: the numbers in docs/capacity.md; --measured DIR takes them from a
-    /// `scripts/bench.sh` results directory).
-    Capacity(Box<crate::capacity::CapacityArgs>),
-}
-
-/// Flags of `summary`.
-#[derive(Debug, Clone, Args)]
-pub struct SummaryArgs {
-    /// Directory of result files (`*.json`, one report per line, labelled with --label).
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// Write the markdown table here too.
-    #[arg(long)]
-    pub md_out: Option<PathBuf>,
-    /// Write the plot (latency percentiles against delivered comments/s) here.
-    #[arg(long)]
-    pub svg_out: Option<PathBuf>,
-    /// A line printed under the table (date, machine, command).
-    #[arg(long, default_value = "")]
-    pub note: String,
+    /// `scripts/bench.sh` results directory). The same as `benchreport capacity`.
+    Capacity(Box<benchreport::capacity::CapacityArgs>),
 }
 
 /// Flags of every measuring subcommand.

@@ -1,8 +1,9 @@
 //! `loadgen`: SSE viewers and publishers against the live likes/comments service, with
-//! end-to-end latency, loss and duplicate accounting. See `loadgen --help`.
+//! end-to-end latency, loss and duplicate accounting. See `loadgen --help`. The result
+//! format, the benchmark summary and the capacity model live in the `benchreport` crate
+//! (`loadgen summary` and `loadgen capacity` are the same as `benchreport …`).
 
 mod audience;
-mod capacity;
 mod chunked;
 mod cli;
 mod cpu;
@@ -13,11 +14,9 @@ mod natsmon;
 mod procstat;
 mod progress;
 mod publish;
-mod report;
 mod response;
 mod scenario;
 mod stats;
-mod summary;
 mod target;
 mod viewer;
 
@@ -32,23 +31,17 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let plan = match cli.cmd {
         Cmd::Merge { files, json_out } => {
-            let mut per_file = Vec::new();
-            for f in &files {
-                per_file.push(scenario::read(f)?);
-            }
+            let per_file = files
+                .iter()
+                .map(|f| benchreport::report::read_file(f))
+                .collect::<Result<Vec<_>, _>>()?;
             // Step i of every file is merged with step i of the others.
-            let steps = per_file.iter().map(Vec::len).max().unwrap_or(0);
-            let mut merged = Vec::new();
-            for i in 0..steps {
-                let reports: Vec<_> = per_file.iter().filter_map(|r| r.get(i).cloned()).collect();
-                let m = report::merge(&reports)?;
-                scenario::print(&m);
-                merged.push(m);
-            }
+            let merged = benchreport::report::merge_steps(&per_file)?;
+            merged.iter().for_each(scenario::print);
             return scenario::write(&merged, json_out.as_deref());
         }
-        Cmd::Summary(args) => return summary::run(&args),
-        Cmd::Capacity(args) => return capacity::run(*args),
+        Cmd::Summary(args) => return Ok(benchreport::summary::run(&args)?),
+        Cmd::Capacity(args) => return Ok(benchreport::capacity::run(*args)?),
         Cmd::Viewers {
             common,
             viewers,

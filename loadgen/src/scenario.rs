@@ -17,11 +17,12 @@ use crate::cpu::{self, CpuMeter, MachineMeter};
 use crate::natsmon::Monitor;
 use crate::procstat::{self, Servers};
 use crate::publish::{KindSnapshot, KindStats, Publisher};
-use crate::report::{
-    KindReport, Latency, Loss, PublishReport, Report, VideoCount, ViewerReport, encode_hist,
-};
 use crate::stats::{Phase, Stats, new_histogram};
 use crate::{likes, progress};
+use benchreport::hist::encode as encode_hist;
+use benchreport::report::{
+    KindReport, Latency, Loss, PublishReport, Report, VideoCount, ViewerReport,
+};
 
 /// What to run.
 pub struct Plan {
@@ -397,25 +398,7 @@ pub fn print(report: &Report) {
 /// Writes the reports to `json_out`, one JSON line each.
 pub fn write(reports: &[Report], json_out: Option<&Path>) -> anyhow::Result<()> {
     if let Some(path) = json_out {
-        let mut text = String::new();
-        for r in reports {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-        std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        benchreport::report::write_file(reports, path)?;
     }
     Ok(())
-}
-
-/// Reads a result file: one report per line (a stepped run has several).
-pub fn read(path: &Path) -> anyhow::Result<Vec<Report>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))
-        })
-        .collect()
 }

@@ -2,88 +2,14 @@
 //! run's phase, so thousands of viewer tasks can record without contending.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
+pub use benchreport::counts::{Counters, Counts};
+pub use benchreport::hist::{MAX_US, new_histogram};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
 /// Shards of counters and histograms; a viewer uses shard `index % SHARDS`.
 pub const SHARDS: usize = 16;
-/// Highest latency tracked (10 min, in µs); larger values are recorded as this.
-pub const MAX_US: u64 = 600_000_000;
-
-/// An empty latency histogram in microseconds, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
-}
-
-macro_rules! counters {
-    ($($(#[$doc:meta])* $f:ident),* $(,)?) => {
-        /// Live counters (one shard).
-        #[derive(Debug, Default)]
-        pub struct Counters { $(pub $f: AtomicU64,)* }
-
-        /// A snapshot of [`Counters`], or a difference of two, or a local tally.
-        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(default)]
-        pub struct Counts { $($(#[$doc])* pub $f: u64,)* }
-
-        impl Counters {
-            /// Adds a local tally (skipping zero fields, so idle fields cost nothing).
-            pub fn add(&self, c: &Counts) {
-                $(if c.$f != 0 { self.$f.fetch_add(c.$f, Relaxed); })*
-            }
-
-            pub fn load(&self) -> Counts {
-                Counts { $($f: self.$f.load(Relaxed),)* }
-            }
-        }
-
-        impl Counts {
-            pub fn plus(&self, o: &Counts) -> Counts {
-                Counts { $($f: self.$f + o.$f,)* }
-            }
-
-            pub fn minus(&self, o: &Counts) -> Counts {
-                Counts { $($f: self.$f.saturating_sub(o.$f),)* }
-            }
-        }
-    };
-}
-
-counters!(
-    /// Every SSE event.
-    events,
-    /// `comment` events seen for the first time (duplicates excluded).
-    comments,
-    /// `comment` events whose id is not above the viewer's last one.
-    duplicates,
-    /// `likes` events.
-    likes_events,
-    /// Sum of the `count` of `likes` events.
-    likes_sum,
-    /// `snapshot` events.
-    snapshots,
-    /// `viewers` events.
-    viewer_counts,
-    /// `reset` events.
-    resets,
-    /// Other event names.
-    other_events,
-    /// Events whose data did not parse.
-    bad_events,
-    /// `: …` comment lines (heartbeats).
-    heartbeats,
-    /// Response bytes read.
-    bytes,
-    /// Streams opened (200 head read).
-    connects,
-    /// Connection attempts that did not reach an open stream.
-    connect_failures,
-    /// Open streams that ended (closed by the server or broken).
-    disconnects,
-);
-
 /// What the run is doing; viewers count window comments from `Measure` on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]

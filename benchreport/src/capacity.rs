@@ -1,4 +1,4 @@
-//! The capacity model (`loadgen capacity`): from unit costs measured by `scripts/bench.sh`
+//! The capacity model (`benchreport capacity`, also `loadgen capacity`): from unit costs measured by `scripts/bench.sh`
 //! (CPU-µs per delivery, per stored comment, per batch of likes; bytes per viewer; NATS
 //! messages per event), how many frontends, NATS servers, partitions and publishers a
 //! deployment needs for a load, and which limit it meets first. [`plan`] is pure
@@ -12,6 +12,7 @@ use clap::Args;
 
 use crate::report::Report;
 use crate::summary;
+use crate::{Error, Result};
 
 /// Flags of `capacity`. Unit-cost defaults are the medians measured on the shared 2-core
 /// machine (docs/capacity.md says with which command).
@@ -542,7 +543,8 @@ pub fn measured(a: &mut CapacityArgs, results: &summary::Results) -> Vec<String>
     notes
 }
 
-pub fn run(mut a: CapacityArgs) -> anyhow::Result<()> {
+/// Prints the measured unit costs (with `--measured`) and the capacity table.
+pub fn run(mut a: CapacityArgs) -> Result<()> {
     if let Some(dir) = a.measured.clone() {
         let results = summary::load(&dir)?;
         for line in measured(&mut a, &results) {
@@ -550,11 +552,12 @@ pub fn run(mut a: CapacityArgs) -> anyhow::Result<()> {
         }
         println!();
     }
-    anyhow::ensure!(a.like_batch >= 1.0, "--like-batch must be at least 1");
-    anyhow::ensure!(
-        a.nodes.utilization > 0.0 && a.nodes.utilization <= 1.0,
-        "--utilization must be in (0, 1]"
-    );
+    if a.like_batch < 1.0 {
+        return Err(Error::Invalid("--like-batch must be at least 1".into()));
+    }
+    if !(a.nodes.utilization > 0.0 && a.nodes.utilization <= 1.0) {
+        return Err(Error::Invalid("--utilization must be in (0, 1]".into()));
+    }
     let p = plan(&a);
     print!("{}", table(&a, &p));
     Ok(())

@@ -1,19 +1,18 @@
-//! The result of a run: JSON (with base64 HDR V2 histograms, mergeable across processes)
-//! and a human table.
+//! The result of a measurement window: JSON (with base64 HDR V2 histograms, mergeable
+//! across processes), result files (one JSON line per window), and a human table.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
-use anyhow::Context;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::natsmon::NatsCounts;
-use crate::procstat::{self, ServerProc};
-use crate::stats::{Counts, new_histogram};
+use crate::counts::Counts;
+use crate::hist::{decode as decode_hist, merge as merge_hists};
+use crate::nats::NatsCounts;
+use crate::server::{self, ServerProc};
+use crate::{Error, Result};
 
 /// Everything one process (or a merge of several) measured.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -180,7 +179,7 @@ pub struct KindReport {
 }
 
 impl KindReport {
-    fn merge(&mut self, o: &KindReport) -> anyhow::Result<()> {
+    fn merge(&mut self, o: &KindReport) -> Result<()> {
         self.sent += o.sent;
         self.accepted += o.accepted;
         self.failed += o.failed;
@@ -194,37 +193,8 @@ impl KindReport {
     }
 }
 
-/// Base64 of the HDR V2 serialization.
-pub fn encode_hist(h: &Histogram<u64>) -> String {
-    let mut buf = Vec::new();
-    V2Serializer::new()
-        .serialize(h, &mut buf)
-        .expect("serializing into a Vec");
-    B64.encode(buf)
-}
-
-/// The inverse of [`encode_hist`]; an empty string is an empty histogram.
-pub fn decode_hist(s: &str) -> anyhow::Result<Histogram<u64>> {
-    let mut h = new_histogram();
-    if !s.is_empty() {
-        let bytes = B64.decode(s).context("histogram base64")?;
-        let d: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
-        h.add(&d).map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
-    }
-    Ok(h)
-}
-
-fn merge_hists(a: &str, b: &str) -> anyhow::Result<String> {
-    let mut h = decode_hist(a)?;
-    h.add(&decode_hist(b)?)
-        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
-    Ok(encode_hist(&h))
-}
-
 /// Merges the results of several processes.
-pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
+pub fn merge(reports: &[Report]) -> Result<Report> {
     let mut out = Report {
         mode: "merged".into(),
         ..Report::default()
@@ -232,7 +202,7 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     let mut videos = BTreeMap::<String, VideoCount>::new();
     let mut vias = Vec::new();
     let servers: Vec<&[ServerProc]> = reports.iter().map(|r| r.server.as_slice()).collect();
-    out.server = procstat::merge(&servers);
+    out.server = server::merge(&servers);
     if let Some(r) = reports.first() {
         out.step = r.step;
     }
@@ -288,6 +258,18 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
     out.videos = videos.into_values().collect();
     out.loss = Loss::compute(&out.videos);
     Ok(out)
+}
+
+/// Merges the result files of several processes step by step: step i of every file with
+/// step i of the others (a file with fewer steps joins only its own).
+pub fn merge_steps(per_file: &[Vec<Report>]) -> Result<Vec<Report>> {
+    let steps = per_file.iter().map(Vec::len).max().unwrap_or(0);
+    (0..steps)
+        .map(|i| {
+            let reports: Vec<_> = per_file.iter().filter_map(|r| r.get(i).cloned()).collect();
+            merge(&reports)
+        })
+        .collect()
 }
 
 impl Report {
@@ -461,6 +443,33 @@ impl Report {
     }
 }
 
+/// Writes `reports` to `path`, one JSON line each.
+pub fn write_file(reports: &[Report], path: &Path) -> Result<()> {
+    let mut text = String::new();
+    for r in reports {
+        text.push_str(&serde_json::to_string(r).map_err(|source| Error::Json {
+            path: path.to_owned(),
+            source,
+        })?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(Error::io(path))
+}
+
+/// Reads a result file: one report per line (a stepped run has several).
+pub fn read_file(path: &Path) -> Result<Vec<Report>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|source| Error::Json {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .collect()
+}
+
 fn fmt_latency(l: &Latency) -> String {
     format!(
         "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
@@ -471,11 +480,12 @@ fn fmt_latency(l: &Latency) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hist;
 
     #[test]
     fn merge_sums_counts_and_histograms() {
         let mk = |lat_us: u64, received: u64, accepted: u64| {
-            let mut h = new_histogram();
+            let mut h = hist::new_histogram();
             h.record(lat_us).unwrap();
             let mut r = Report {
                 mode: "run".into(),
@@ -485,7 +495,7 @@ mod tests {
                 ..Report::default()
             };
             r.viewers.target = 2;
-            r.viewers.latency_hist = encode_hist(&h);
+            r.viewers.latency_hist = hist::encode(&h);
             r.videos = vec![VideoCount {
                 video: "v0000".into(),
                 viewers: 2,

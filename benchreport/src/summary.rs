@@ -10,14 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use clap::Args;
 use plotters::prelude::*;
 
-use crate::cli::SummaryArgs;
-use crate::report::{Latency, Report};
-use crate::scenario;
+use crate::report::{self, Latency, Report};
+use crate::{Error, Result};
 
 /// A window counts as sustained when nothing was lost and p99 stayed under this.
 const SUSTAINED_P99_MS: f64 = 1000.0;
@@ -26,24 +25,43 @@ const INGEST_P99_MS: f64 = 100.0;
 
 pub type Results = BTreeMap<String, Vec<Report>>;
 
-pub fn run(args: &SummaryArgs) -> anyhow::Result<()> {
+/// Flags of `summary`.
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    /// Directory of result files (`*.json`, one report per line, labelled with --label).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Write the markdown table here too.
+    #[arg(long)]
+    pub md_out: Option<PathBuf>,
+    /// Write the plot (latency percentiles against delivered comments/s) here.
+    #[arg(long)]
+    pub svg_out: Option<PathBuf>,
+    /// A line printed under the table (date, machine, command).
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+/// Prints the table (and writes it and the plot where asked).
+pub fn run(args: &SummaryArgs) -> Result<()> {
     let results = load(&args.dir)?;
-    anyhow::ensure!(
-        !results.is_empty(),
-        "no labelled results in {}",
-        args.dir.display()
-    );
+    if results.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no labelled results in {}",
+            args.dir.display()
+        )));
+    }
     let md = markdown(&results, &args.note);
     println!("{md}");
     if let Some(path) = &args.md_out {
-        std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, &md).map_err(Error::io(path))?;
     }
     if let Some(path) = &args.svg_out {
         if has_fanout(&results) {
             plot(&results, path)?;
-            eprintln!("loadgen: wrote {}", path.display());
+            eprintln!("benchreport: wrote {}", path.display());
         } else {
-            eprintln!("loadgen: no fan-out results, so no plot");
+            eprintln!("benchreport: no fan-out results, so no plot");
         }
     }
     Ok(())
@@ -56,16 +74,16 @@ fn has_fanout(res: &Results) -> bool {
 }
 
 /// Every report of every `*.json` file in `dir`, by label, in step order.
-pub fn load(dir: &Path) -> anyhow::Result<Results> {
+pub fn load(dir: &Path) -> Result<Results> {
     let mut out = Results::new();
     let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+        .map_err(Error::io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
     for p in paths {
-        for r in scenario::read(&p)? {
+        for r in report::read_file(&p)? {
             if !r.label.is_empty() {
                 out.entry(r.label.clone()).or_default().push(r);
             }
@@ -669,7 +687,7 @@ fn markdown(res: &Results, note: &str) -> String {
 
 /// Latency percentiles (log) against delivered comments/s (log), one line per system and
 /// percentile, from the fan-out steps.
-fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
+fn plot(res: &Results, path: &Path) -> Result<()> {
     let series: Vec<(&str, RGBColor, &[Report])> = vec![
         (
             "this system",
@@ -704,7 +722,9 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
         .iter()
         .flat_map(|(_, _, s)| pcts.iter().flat_map(move |(_, p, _)| points(s, *p)))
         .collect();
-    anyhow::ensure!(!all.is_empty(), "no fan-out results to plot");
+    if all.is_empty() {
+        return Err(Error::Plot("no fan-out results to plot".into()));
+    }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, 0f64, f64::MAX, 0f64);
     for &(x, y) in &all {
         x0 = x0.min(x);
@@ -719,7 +739,7 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
     let (y0, y1) = (decade_down(y0), decade_up(y1) * 10.0);
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot: {e}");
+    let err = |e: &dyn std::fmt::Display| Error::Plot(e.to_string());
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -777,7 +797,7 @@ fn plot(res: &Results, path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procstat::ServerProc;
+    use crate::server::ServerProc;
 
     fn step(label: &str, step: u32, delivered: f64, p99: f64, lost: u64) -> Report {
         let mut r = Report {

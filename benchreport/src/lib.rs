@@ -1,0 +1,57 @@
+//! `benchreport`: everything about benchmark results that is not generating load.
+//!
+//! `loadgen` measures and writes [`report::Report`]s (one JSON line per measurement
+//! window, histograms included, so several processes' results merge exactly); this crate
+//! owns that format and turns results into what people read:
+//!
+//! - [`report`]: the result format, [`report::merge`], reading and writing result files,
+//!   and the per-window human table;
+//! - [`counts`], [`hist`], [`server`], [`nats`]: the parts of a report (viewer counters,
+//!   latency histograms, server processes' CPU and RSS, nats-server counters);
+//! - [`summary`]: the markdown table and SVG plot of `scripts/bench.sh` (this system,
+//!   the reference broadcast server and nginx + nchan side by side);
+//! - [`capacity`]: the capacity model (servers needed for a load, from measured costs).
+//!
+//! The `benchreport` binary runs `summary`, `capacity` and `merge`.
+
+pub mod capacity;
+pub mod counts;
+pub mod hist;
+pub mod nats;
+pub mod report;
+pub mod server;
+pub mod summary;
+
+use std::path::PathBuf;
+
+/// What can go wrong reading, merging or rendering results.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("histogram: {0}")]
+    Histogram(String),
+    #[error("plot: {0}")]
+    Plot(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
