@@ -2,32 +2,32 @@
 //! once per live video that any of its viewers watches, fanning each event out to them.
 //!
 //! # Layout
-//! - [`config`]: flags and environment.
-//! - [`rooms`]: the table video → room and what rooms share (NATS, history, identity).
-//! - [`room`]: one video on this node: its subscription, gap detection, likes
-//!   coalescing, viewer counts, heartbeats.
-//! - [`viewer`]: one viewer's stream: snapshot, replay, live, bounded queue, drain.
-//! - [`sequencer`]: pure sequencing of one region's comments in a room: deliver, hold
-//!   back, read, retry.
-//! - [`coalesce`]: likes coalescing (one `likes` event per interval at most).
-//! - [`history`]: reads from JetStream (likes total, stored comments).
-//! - [`sse`]: encoding of events, once per node.
-//! - [`stats`]: hot-path metric handles, registered once.
-//! - [`cursor`]: the `Last-Event-ID` parser.
-//! - [`http`]: the routes.
-//! - [`server`]: the HTTP server: viewer streams on a fast path, the rest via axum.
+//! - [`config`]: flags and environment, validated before any port is bound.
+//! - [`node`]: what every room and viewer needs — NATS, history, regions, identity,
+//!   timings.
+//! - [`registry`]: the table video → room; it spawns rooms, rooms never see it.
+//! - [`room`]: one video on this node — the handle viewers join, and its task (the
+//!   subscription, gap detection, likes, viewer counts, heartbeats); its pure parts:
+//!   [`room::sequencer`] (deliver / hold back / read / duplicate, per region),
+//!   [`room::coalesce`] (likes), [`room::presence`] (viewer counts across frontends).
+//! - [`store`]: the [`store::History`] of a video (JetStream, and in memory for tests).
+//! - [`viewer`]: one viewer's stream — snapshot, replay, live, bounded queue, drain,
+//!   expiry; [`viewer::resume`] decides and merges a `Last-Event-ID` replay.
+//! - [`http`]: the routes and [`http::Events::open`], the one check of a stream
+//!   request; [`http::fast_path`] the server (viewer streams written straight to the
+//!   socket, the rest via axum); [`http::response`] renders every answer of both.
+//! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
+//!   [`stats`]: hot-path metric handles.
 
-pub mod coalesce;
 pub mod config;
 pub mod cursor;
-pub mod history;
 pub mod http;
+pub mod node;
+pub mod registry;
 pub mod room;
-pub mod rooms;
-pub mod sequencer;
-pub mod server;
 pub mod sse;
 pub mod stats;
+pub mod store;
 pub mod viewer;
 
 use std::future::Future;
@@ -83,23 +83,29 @@ pub async fn run(
     )
     .await?;
     let (stopping_tx, stopping) = watch::channel(false);
-    let stopped = tokio_util::sync::CancellationToken::new();
-    let shared = rooms::Shared::new(
+    let history = store::JetStreamHistory::new(
         client.clone(),
-        config,
+        config.js_domain.as_deref(),
+        regions.clone(),
+        config.partitions,
+    );
+    let node = node::Node::new(
+        client.clone(),
+        std::sync::Arc::new(history),
         regions,
         node_id.clone(),
+        node::Settings::from(&config),
         resets,
-        stopped.clone(),
     );
+    let registry = registry::Registry::new(node.clone());
 
     let events = http::Events {
-        shared: shared.clone(),
+        registry: registry.clone(),
         stopping,
         verifier,
-        cors: shared.config.cors()?,
+        cors: config.cors()?,
     };
-    let app = http::router(events.clone()).merge(live_common::ops::router(client.clone()));
+    let app = http::router(events.clone(), &config).merge(live_common::ops::router(client.clone()));
     // The same origins as the fast path, for the page, preflights and every other route.
     let app = events.cors.apply(
         app,
@@ -112,22 +118,21 @@ pub async fn run(
     );
     let addr = listener.local_addr()?;
     tracing::info!(%addr, node = %node_id, "frontend listening");
-    let options = server::SocketOptions {
-        write_timeout: shared.config.write_timeout,
-        send_buffer: shared.config.send_buffer,
-        head_timeout: shared.config.head_timeout,
-        max_connections: shared.config.max_connections,
+    let options = http::fast_path::SocketOptions {
+        write_timeout: config.write_timeout,
+        send_buffer: config.send_buffer,
+        head_timeout: config.head_timeout,
+        max_connections: config.max_connections,
     };
-    let rooms_tasks = shared.rooms_tasks.clone();
-    server::serve(listener, app, events, options, stopping_tx, async move {
+    http::fast_path::serve(listener, app, events, options, stopping_tx, async move {
         shutdown.await;
-        tracing::info!(viewers = shared.viewer_count(), "draining viewers");
+        tracing::info!(viewers = registry.viewer_count(), "draining viewers");
     })
     .await?;
-    stopped.cancel();
+    node.stopped.cancel();
     // Each room tells the other frontends it has no viewers left, then ends.
-    rooms_tasks.close();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rooms_tasks.wait()).await;
+    node.tasks.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), node.tasks.wait()).await;
     // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), client.flush()).await;
     tracing::info!("frontend stopped");

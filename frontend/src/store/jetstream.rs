@@ -1,8 +1,5 @@
-//! Reading what JetStream stored, for one region at a time (its own streams, or this
-//! region's mirrors of another region's), always from the video's partition: a video's
-//! likes total, the first and last
-//! comment sequences still retained, and the comments between two sequences (for
-//! resuming viewers and for closing gaps in the live feed).
+//! [`History`] read from JetStream, for one region at a time (its own streams, or this
+//! region's mirrors of another region's), always from the video's partition.
 //!
 //! Every read is a direct get, answered by any replica of the stream (or of the mirror)
 //! in this region: no consumer is created. In a supercluster a consumer is created
@@ -13,27 +10,17 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
+use futures::FutureExt;
 use live_proto::{Partitions, Regions, VideoId, subjects, v1};
 use prost::Message as _;
+
+use super::{BoxFuture, History, HistoryError, Stored, Tombstone};
 
 /// How long one JetStream request (a direct get) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error("JetStream stream {0} is unavailable: {1}")]
-    Stream(String, String),
-    #[error("JetStream read failed: {0}")]
-    Read(String),
-    #[error("JetStream read timed out")]
-    Timeout,
-}
-
-/// A stored comment: its sequence in its region's stream, and the comment.
-pub type Stored = (u64, v1::Comment);
-
 #[derive(Clone)]
-pub struct History {
+pub struct JetStreamHistory {
     js: jetstream::Context,
     client: async_nats::Client,
     /// `$JS.API`, or `$JS.{domain}.API` for the JetStream of domain `--js-domain`.
@@ -42,7 +29,7 @@ pub struct History {
     partitions: Partitions,
 }
 
-impl History {
+impl JetStreamHistory {
     /// Reads through `client` from the JetStream of its servers, or of `domain` (a leaf
     /// server's clients reach the hub's JetStream through the hub's domain).
     pub fn new(
@@ -176,7 +163,7 @@ impl History {
         r: usize,
         video: &VideoId,
         after: u64,
-    ) -> Result<Vec<(u64, v1::CommentDeleted)>, HistoryError> {
+    ) -> Result<Vec<Tombstone>, HistoryError> {
         let subject =
             subjects::store_deleted(&self.regions.all()[r], self.partitions.of(video), video);
         let msgs = self
@@ -217,5 +204,52 @@ impl History {
             live_common::direct::DirectError::Timeout => HistoryError::Timeout,
             e => HistoryError::Read(e.to_string()),
         })
+    }
+}
+
+/// The trait over the inherent reads above (which take precedence in these paths).
+impl History for JetStreamHistory {
+    fn likes_total<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<u64, HistoryError>> {
+        JetStreamHistory::likes_total(self, r, video).boxed()
+    }
+
+    fn last_comment_seq<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<u64, HistoryError>> {
+        JetStreamHistory::last_comment_seq(self, r, video).boxed()
+    }
+
+    fn first_comment_seq<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<Option<u64>, HistoryError>> {
+        JetStreamHistory::first_comment_seq(self, r, video).boxed()
+    }
+
+    fn comments<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Stored>, HistoryError>> {
+        JetStreamHistory::comments(self, r, video, after, upto, max).boxed()
+    }
+
+    fn deletions<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<Tombstone>, HistoryError>> {
+        JetStreamHistory::deletions(self, r, video, after).boxed()
     }
 }

@@ -32,19 +32,12 @@ use tokio::sync::watch;
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::task::TaskTracker;
 
-use crate::http::Events;
+use super::{Events, response};
 
 /// Longest request head read before handing the connection to hyper (which answers 431).
 const MAX_HEAD: usize = 8 * 1024;
 /// Most frames written with one `writev`.
 const MAX_BATCH: usize = 64;
-
-/// The stream's answer head, up to the CORS lines (if any) and the final empty line.
-const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\n\
-Content-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\n\
-Connection: close\r\n";
 
 /// Socket settings for every accepted connection.
 #[derive(Clone, Copy)]
@@ -99,7 +92,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stopping.send(true);
-    events.shared.drain_all();
+    events.registry.drain_all();
     connections.close();
     connections.wait().await;
     Ok(())
@@ -216,6 +209,9 @@ impl<'a> ViewerRequest<'a> {
             None => (target, None),
         };
         let video = path.strip_prefix("/v1/videos/")?.strip_suffix("/events")?;
+        if video.contains('/') {
+            return None;
+        }
         let mut last_event_id = None;
         let mut origin = None;
         for h in request.headers.iter() {
@@ -253,7 +249,12 @@ async fn stream(
     let (opened, cors) = match ViewerRequest::parse(&head) {
         // Boxed: opening (checks, JetStream replay) needs a large future, only briefly.
         Some(r) => (
-            Box::pin(events.open(r.video, r.query, r.last_event_id)).await,
+            // Percent-decoded as axum decodes a path parameter, so both paths see the
+            // same id (and refuse the same ones).
+            match percent_encoding::percent_decode_str(r.video).decode_utf8() {
+                Ok(video) => Box::pin(events.open(&video, r.query, r.last_event_id)).await,
+                Err(_) => Err(ApiError::BadRequest("invalid video id".into())),
+            },
             events.cors.head_lines(r.origin),
         ),
         None => (
@@ -267,17 +268,8 @@ async fn stream(
         Err(e) => return write_error(&mut writer, e, &cors, options.write_timeout).await,
     };
     let timeout = options.write_timeout;
-    let head = if cors.is_empty() {
-        Bytes::from_static(b"")
-    } else {
-        Bytes::from(cors)
-    };
-    let bufs = [
-        Bytes::from_static(SSE_HEAD.as_bytes()),
-        head,
-        Bytes::from_static(b"\r\n"),
-    ];
-    write_with_timeout(&mut writer, &bufs, timeout).await?;
+    let head = response::stream().http1_head(&cors);
+    write_with_timeout(&mut writer, &[head], timeout).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];
     loop {
@@ -351,27 +343,15 @@ async fn write_all_vectored(
     Ok(())
 }
 
-/// An error answer on the fast path: the same status and JSON body as through axum.
+/// An error answer on the fast path: rendered as through axum.
 async fn write_error(
     writer: &mut (impl AsyncWrite + Unpin),
     error: ApiError,
     cors: &str,
     timeout: Duration,
 ) -> io::Result<()> {
-    let status = error.status();
-    let body = serde_json::json!({ "error": error.to_string() }).to_string();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    );
-    if let Some(secs) = error.retry_after_secs() {
-        head.push_str(&format!("Retry-After: {secs}\r\n"));
-    }
-    head.push_str(cors);
-    head.push_str("\r\n");
-    let bufs = [Bytes::from(head), Bytes::from(body)];
+    let answer = response::error(&error);
+    let bufs = [answer.http1_head(cors), answer.body.clone()];
     write_with_timeout(writer, &bufs, timeout).await?;
     writer.shutdown().await
 }

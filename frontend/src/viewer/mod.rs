@@ -17,10 +17,12 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use crate::cursor::Cursor;
-use crate::history::Stored;
-use crate::room::Snapshot;
-use crate::rooms::Membership;
+use crate::registry::Membership;
 use crate::sse::{self, Frame, Kind};
+
+pub mod resume;
+
+use resume::Resume;
 
 /// How long a viewer waits for its room to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,14 +64,14 @@ impl Viewer {
         draining: bool,
     ) -> Result<Viewer, OpenError> {
         let room = membership.room().clone();
-        let shared = membership.shared().clone();
+        let node = membership.node().clone();
         if !room.ready(READY_TIMEOUT).await {
             return Err(OpenError::NotReady);
         }
         let (feed, snap) = room.join(cursor.as_deref());
-        let config = &shared.config;
+        let settings = &node.settings;
         let retry_ms = {
-            let base = config.retry.as_millis() as u64;
+            let base = settings.retry.as_millis() as u64;
             rand::rng().random_range(base..=base * 2)
         };
         let mut prelude = VecDeque::from([sse::prelude(retry_ms, snap.likes, snap.viewers)]);
@@ -78,7 +80,29 @@ impl Viewer {
         let mut position: Cursor = snap.positions.iter().map(|p| p.last_seq).collect();
 
         if let Some(cursor) = cursor {
-            let outcome = resume(&membership, &cursor, &snap).await;
+            let regions = &node.regions;
+            let outcome = match resume::from_snapshot(regions, &cursor, &snap) {
+                Some(outcome) => outcome,
+                // The ring does not reach back far enough: read history, a bounded
+                // number of readers at a time.
+                None => match node.replays.acquire().await {
+                    Ok(_permit) => {
+                        let deleted = |r, seq| room.is_deleted(r, seq);
+                        let (history, max) = (&*node.history, settings.max_replay);
+                        resume::from_history(
+                            history,
+                            regions,
+                            &room.video,
+                            &cursor,
+                            &snap,
+                            max,
+                            deleted,
+                        )
+                        .await
+                    }
+                    Err(_) => Resume::Retry,
+                },
+            };
             match outcome {
                 Resume::Frames { frames, complete } => {
                     metrics::counter!("frontend_replayed_comments_total")
@@ -101,7 +125,7 @@ impl Viewer {
             end_after_prelude,
             feed,
             cursor: position,
-            drain: config.drain,
+            drain: settings.drain,
             drain_at: None,
             lagged: false,
             expires_at: None,
@@ -262,121 +286,4 @@ impl Viewer {
 fn lagged(missed: u64) {
     crate::stats::get().dropped_lagged.increment(1);
     tracing::debug!(missed, "viewer too slow, disconnecting");
-}
-
-enum Resume {
-    /// Comments after the cursor; `complete` if they reach the live position.
-    Frames { frames: Vec<Frame>, complete: bool },
-    /// History before the cursor is gone (or the cursor is unknown).
-    Reset(&'static str),
-    /// History is unavailable right now: end after the snapshot, the client retries.
-    Retry,
-}
-
-async fn resume(membership: &Membership, cursor: &[u64], snap: &Snapshot) -> Resume {
-    let room = membership.room();
-    let shared = membership.shared();
-    let regions = &shared.regions;
-    // A cursor beyond the newest comment is unknown (made up), except in another region's
-    // sequence: a viewer who saw that region's comments live may be ahead of this
-    // region's mirror of them (the mirror lags a little, and stalls while the gateway
-    // between the regions is cut). It continues from its own position there.
-    let own = regions.own_index();
-    let unknown = cursor
-        .iter()
-        .zip(&snap.positions)
-        .enumerate()
-        .any(|(r, (c, p))| r == own && p.known && *c > p.last_seq);
-    if unknown {
-        return Resume::Reset("unknown resume point");
-    }
-    if snap.covers_cursor {
-        return Resume::Frames {
-            frames: snap.ring.clone(),
-            complete: true,
-        };
-    }
-    // The ring does not reach back far enough: read JetStream, a bounded number of
-    // readers at a time.
-    let Ok(_permit) = shared.replays.acquire().await else {
-        return Resume::Retry;
-    };
-    let history = &shared.history;
-    let max = shared.config.max_replay;
-    let mut complete = true;
-    let mut missed: Vec<VecDeque<Stored>> = Vec::with_capacity(cursor.len());
-    for (r, (&after, position)) in cursor.iter().zip(&snap.positions).enumerate() {
-        let upto = position.complete_since;
-        if after >= upto {
-            missed.push(VecDeque::new());
-            continue;
-        }
-        let first = match history.first_comment_seq(r, &room.video).await {
-            Ok(first) => first,
-            Err(e) => {
-                tracing::warn!(video = %room.video, region = r, error = %e, "replay unavailable");
-                return Resume::Retry;
-            }
-        };
-        let truncated = match first {
-            // Sequences are per stream, not per video: position 0 (the viewer saw none of
-            // this region's comments, e.g. "east:0.west:7") is before any of them.
-            Some(first) => after > 0 && first > after + 1,
-            None => after < position.last_seq,
-        };
-        if truncated {
-            return Resume::Reset("history before the resume point is no longer retained");
-        }
-        match history.comments(r, &room.video, after, upto, max).await {
-            Ok(mut comments) => {
-                let reached = comments.last().map_or(after, |(seq, _)| *seq);
-                if reached < upto && comments.len() >= max {
-                    complete = false;
-                }
-                // Deleted by a moderator: never replayed.
-                comments.retain(|(seq, _)| !room.is_deleted(r, *seq));
-                missed.push(comments.into());
-            }
-            Err(e) => {
-                tracing::warn!(video = %room.video, region = r, error = %e, "replay failed");
-                return Resume::Retry;
-            }
-        }
-    }
-    // Merge the regions by acceptance time, each region in its own order; every frame's
-    // SSE id is the viewer's position right after it.
-    let mut running = cursor.to_vec();
-    let mut frames = Vec::new();
-    while frames.len() < max {
-        let next = missed
-            .iter()
-            .enumerate()
-            .filter_map(|(r, q)| q.front().map(|(_, c)| (c.accepted_at_ms, r)))
-            .min();
-        let Some((_, r)) = next else { break };
-        let Some((seq, comment)) = missed[r].pop_front() else {
-            break;
-        };
-        running[r] = seq;
-        frames.push(sse::comment(
-            r as u8,
-            seq,
-            &regions.comment_id(r, seq),
-            &regions.format_cursor(&running),
-            &comment,
-        ));
-    }
-    if missed.iter().any(|q| !q.is_empty()) {
-        complete = false;
-    }
-    if complete {
-        // Then the ring's comments, which start right after each region's replay.
-        frames.extend(
-            snap.ring
-                .iter()
-                .filter(|f| f.seq > running[usize::from(f.region)])
-                .cloned(),
-        );
-    }
-    Resume::Frames { frames, complete }
 }

@@ -1,6 +1,12 @@
 //! The HTTP edge of a frontend: the viewer stream `GET /v1/videos/{video}/events` (with
 //! `--jwt-secret` or `--jwt-jwks`, only for a `?token=` that lists the video) and the demo
-//! page `GET /`.
+//! page `GET /`. A stream's request is checked and opened once ([`Events::open`]) for
+//! both ways in: the [`fast_path`] that writes straight to the socket, and the axum
+//! route for a request on a connection hyper already serves; [`response`] renders what
+//! either answers.
+
+pub mod fast_path;
+pub mod response;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use live_common::ApiError;
@@ -17,18 +23,19 @@ use live_proto::VideoId;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::Config;
 use crate::cursor;
-use crate::rooms::Shared;
+use crate::registry::Registry;
 use crate::viewer::Viewer;
 
 /// The demo page; `__PUBLISHER_URL__` is replaced with `--publisher-url`.
-const PAGE: &str = include_str!("../assets/index.html");
+const PAGE: &str = include_str!("../../assets/index.html");
 
-/// Opens viewer streams: the checks and the join, shared by the fast path
-/// ([`crate::server`]) and the axum route.
+/// Opens viewer streams: the checks and the join, shared by the fast path and the axum
+/// route.
 #[derive(Clone)]
 pub struct Events {
-    pub shared: Arc<Shared>,
+    pub registry: Arc<Registry>,
     pub stopping: watch::Receiver<bool>,
     /// `--jwt-secret` / `--jwt-jwks`; `None`: anyone may watch.
     pub verifier: Option<Verifier>,
@@ -40,10 +47,17 @@ pub struct Events {
 struct AppState {
     events: Events,
     page: Arc<str>,
+    dev_tokens: Option<DevTokens>,
 }
 
-pub fn router(events: Events) -> Router {
-    let config = &events.shared.config;
+/// `--dev-tokens`: the key and lifetime of the tokens the demo page may ask for.
+#[derive(Clone)]
+struct DevTokens {
+    key: live_common::jwt::Key,
+    ttl: std::time::Duration,
+}
+
+pub fn router(events: Events, config: &Config) -> Router {
     let dev_tokens = config.dev_tokens && config.jwt_secret.is_some();
     let page = PAGE
         .replace("__PUBLISHER_URL__", &config.publisher_url)
@@ -57,9 +71,14 @@ pub fn router(events: Events) -> Router {
     if dev_tokens {
         router = router.route("/v1/dev/token", get(dev_token));
     }
+    let dev_tokens = dev_tokens.then(|| DevTokens {
+        key: config.jwt_secret.clone().expect("checked above"),
+        ttl: config.dev_token_ttl,
+    });
     router.with_state(AppState {
         events,
         page: page.into(),
+        dev_tokens,
     })
 }
 
@@ -83,11 +102,9 @@ async fn dev_token(
         .map_err(|_| ApiError::BadRequest("expected ?video=ID&user=ID".into()))?;
     let video = VideoId::parse(&query.video).map_err(|e| ApiError::BadRequest(e.0))?;
     let user = live_proto::UserId::parse(&query.user).map_err(|e| ApiError::BadRequest(e.0))?;
-    let config = &state.events.shared.config;
-    let key = config.jwt_secret.as_ref().ok_or(ApiError::NotFound)?;
-    let exp = u64::try_from(live_proto::now_ms() / 1000).unwrap_or(0)
-        + config.dev_token_ttl.as_secs().max(1);
-    let token = key.sign(&live_common::jwt::Claims {
+    let dev = state.dev_tokens.as_ref().ok_or(ApiError::NotFound)?;
+    let exp = u64::try_from(live_proto::now_ms() / 1000).unwrap_or(0) + dev.ttl.as_secs().max(1);
+    let token = dev.key.sign(&live_common::jwt::Claims {
         sub: Some(user.as_str().into()),
         exp: Some(exp),
         videos: Some(vec![video.as_str().into()]),
@@ -141,7 +158,7 @@ impl Events {
         let video = VideoId::parse(video).map_err(|e| ApiError::BadRequest(e.0))?;
         let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
-        let shared = &self.shared;
+        let regions = &self.registry.node().regions;
         let expires = authorize(self.verifier.as_ref(), &video, query.token.as_deref())?;
         // The header (sent by EventSource on its own reconnects) wins over the query
         // parameter, which may be stale.
@@ -154,7 +171,7 @@ impl Events {
             None => query.last_event_id,
         };
         let cursor = match raw_cursor {
-            Some(raw) => cursor::parse(&shared.regions, &raw).ok_or_else(|| {
+            Some(raw) => cursor::parse(regions, &raw).ok_or_else(|| {
                 ApiError::BadRequest("invalid Last-Event-ID: expected a comment id".into())
             })?,
             None => None,
@@ -165,10 +182,13 @@ impl Events {
                 retry_after_secs: 1,
             });
         }
-        let membership = shared.join(video).map_err(|e| ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_secs: 5,
-        })?;
+        let membership = self
+            .registry
+            .join(video)
+            .map_err(|e| ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 5,
+            })?;
         let draining = *self.stopping.borrow();
         let mut viewer = Viewer::open(membership, cursor, draining)
             .await
@@ -190,26 +210,18 @@ async fn events_route(
     Path(video): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Response> {
     let last_event_id = headers.get("last-event-id").map(|v| v.as_bytes());
     let viewer = state
         .events
         .open(&video, query.as_deref(), last_event_id)
-        .await?;
+        .await
+        .map_err(|e| response::error(&e).into_response(None))?;
     let stream = futures::stream::unfold(viewer, |mut viewer| async move {
         let bytes = viewer.next().await?;
         // Handed to hyper, which writes it next: close enough to "written".
         viewer.record_written(1);
         Some((Ok::<_, Infallible>(bytes), viewer))
     });
-    let mut response = Body::from_stream(stream).into_response();
-    *response.status_mut() = StatusCode::OK;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(response::stream().into_response(Some(Body::from_stream(stream))))
 }

@@ -1,0 +1,267 @@
+//! A room: everything one frontend node knows about one live video. Its task owns the
+//! node's single NATS subscription for the video (`live.v1.{video}.*`) and turns what
+//! arrives into shared [`Frame`]s:
+//!
+//! - comments (republished by JetStream with their sequence) are checked for gaps with
+//!   `Nats-Last-Sequence`, backfilled from JetStream when one is found, kept in a small
+//!   ring for resuming viewers, and broadcast one by one;
+//! - likes are coalesced into at most one `likes` frame per `--like-interval`;
+//! - presence messages of all frontends are summed into the `viewers` count, sent at
+//!   most once a second when it changes;
+//! - a heartbeat frame every `--heartbeat`;
+//! - tombstones of comments a moderator deleted (`live.v1.{region}.{video}.deleted`, and
+//!   all of them read from JetStream when the room opens) remove the comment from the
+//!   ring, keep it out of every later broadcast and replay, and go out as
+//!   `comment_deleted`. They are on their own subject, so the comments' gap detection
+//!   never sees them.
+//!
+//! The last viewer leaving starts a grace period; after it the room unsubscribes and
+//! hands itself back to the node's table (which removes it unless a viewer came back).
+//!
+//! Here the handle viewers join (state shared under a std mutex, the broadcast); in
+//! [`task`] the loop; [`sequencer`], [`coalesce`] and [`presence`] are its pure parts.
+
+pub mod coalesce;
+pub mod presence;
+pub mod sequencer;
+mod task;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use live_proto::{Regions, VideoId, v1};
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::sse::{self, Frame};
+use crate::store::Tombstone;
+
+pub use task::run;
+
+pub struct Room {
+    pub video: VideoId,
+    state: Mutex<RoomState>,
+    tx: broadcast::Sender<Frame>,
+    ready: watch::Sender<bool>,
+    /// Viewers of this video on this node; changed only under the rooms table lock
+    /// (join) or by a leaving viewer.
+    local_viewers: AtomicU64,
+    idle: Notify,
+}
+
+/// Where the room is in one region's comment sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Sequence of the newest comment broadcast.
+    pub last_seq: u64,
+    /// Whether `last_seq` was read from JetStream (else the first live comment sets it).
+    pub known: bool,
+    /// Every comment with a higher sequence is in the ring.
+    pub complete_since: u64,
+}
+
+/// What the room shares with joining viewers, under a std mutex: every critical
+/// section is short and none awaits.
+struct RoomState {
+    /// Durable likes total per region (index in `--regions`); the total is the sum.
+    likes: Vec<u64>,
+    viewers_total: u64,
+    /// Position per region.
+    positions: Vec<Position>,
+    /// Recent comments of all regions, in the order they were broadcast.
+    ring: VecDeque<Frame>,
+    /// Per region: sequences of its comments deleted by a moderator.
+    deleted: Vec<HashSet<u64>>,
+    /// Per region: the newest tombstone read from its stream (0: none), `None` until the
+    /// tombstones were read from JetStream once.
+    tombstones: Vec<Option<u64>>,
+}
+
+impl RoomState {
+    fn likes_total(&self) -> u64 {
+        self.likes.iter().sum()
+    }
+}
+
+/// What a joining viewer starts from.
+pub struct Snapshot {
+    pub likes: u64,
+    pub viewers: u64,
+    pub positions: Vec<Position>,
+    /// The ring's comments after the viewer's cursor (all of them if the ring does not
+    /// reach back to the cursor).
+    pub ring: Vec<Frame>,
+    /// Whether the ring reaches back to the cursor in every region (else JetStream must
+    /// fill in).
+    pub covers_cursor: bool,
+}
+
+impl Room {
+    pub fn new(video: VideoId, queue: usize, regions: usize) -> Arc<Self> {
+        Arc::new(Room {
+            video,
+            state: Mutex::new(RoomState {
+                likes: vec![0; regions],
+                viewers_total: 0,
+                positions: vec![Position::default(); regions],
+                ring: VecDeque::new(),
+                deleted: vec![HashSet::new(); regions],
+                tombstones: vec![None; regions],
+            }),
+            tx: broadcast::channel(queue.max(16)).0,
+            ready: watch::channel(false).0,
+            local_viewers: AtomicU64::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RoomState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn local_viewers(&self) -> u64 {
+        self.local_viewers.load(Ordering::Relaxed)
+    }
+
+    /// Called by the rooms table, under its lock.
+    pub(crate) fn enter(&self) {
+        self.local_viewers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn leave(&self) {
+        if self.local_viewers.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.idle.notify_one();
+        }
+    }
+
+    /// Waits until the room is subscribed and knows its initial state.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Subscribes a viewer whose position is `cursor` (if any): the feeds first, then
+    /// the snapshot, so nothing falls between the two.
+    pub fn join(&self, cursor: Option<&[u64]>) -> (broadcast::Receiver<Frame>, Snapshot) {
+        let state = self.state();
+        let feed = self.tx.subscribe();
+        // Resuming viewers get the ring's comments after their cursor; where the ring
+        // does not reach back to the cursor, all of it (JetStream supplies the rest).
+        let (ring, covers_cursor) = match cursor {
+            Some(c) => {
+                let after = |f: &Frame| {
+                    let r = usize::from(f.region);
+                    c[r].max(state.positions[r].complete_since)
+                };
+                let ring = state
+                    .ring
+                    .iter()
+                    .filter(|f| f.seq > after(f))
+                    .cloned()
+                    .collect();
+                let covers = c
+                    .iter()
+                    .zip(&state.positions)
+                    .all(|(c, p)| *c >= p.complete_since);
+                (ring, covers)
+            }
+            None => (Vec::new(), true),
+        };
+        let snapshot = Snapshot {
+            likes: state.likes_total(),
+            viewers: state.viewers_total.max(1),
+            positions: state.positions.clone(),
+            ring,
+            covers_cursor,
+        };
+        (feed, snapshot)
+    }
+
+    /// Encodes comment `seq` of region `r` (once, for every viewer), appends it to the
+    /// ring and broadcasts it, under the state lock, so a joining viewer sees it either
+    /// in the ring or in its feed.
+    fn push_comment(
+        &self,
+        regions: &Regions,
+        r: usize,
+        seq: u64,
+        comment: &v1::Comment,
+        ring_capacity: usize,
+    ) {
+        let mut state = self.state();
+        if seq <= state.positions[r].last_seq {
+            return;
+        }
+        state.positions[r].last_seq = seq;
+        state.positions[r].known = true;
+        if state.deleted[r].contains(&seq) {
+            // Deleted before it got here (a tombstone from another region came first).
+            return;
+        }
+        let seqs: Vec<u64> = state.positions.iter().map(|p| p.last_seq).collect();
+        let frame = sse::comment(
+            r as u8,
+            seq,
+            &regions.comment_id(r, seq),
+            &regions.format_cursor(&seqs),
+            comment,
+        );
+        state.ring.push_back(frame.clone());
+        while state.ring.len() > ring_capacity {
+            if let Some(old) = state.ring.pop_front() {
+                state.positions[usize::from(old.region)].complete_since = old.seq;
+            }
+        }
+        let _ = self.tx.send(frame);
+    }
+
+    /// Whether comment `seq` of region `r` was deleted by a moderator.
+    pub fn is_deleted(&self, r: usize, seq: u64) -> bool {
+        self.state().deleted[r].contains(&seq)
+    }
+
+    /// Region `t`'s newest tombstone known here, `None` if not read yet.
+    fn tombstones_upto(&self, t: usize) -> Option<u64> {
+        self.state().tombstones[t]
+    }
+
+    /// Region `t`'s tombstones are to be read again from the start.
+    fn forget_tombstones(&self, t: usize) {
+        self.state().tombstones[t] = None;
+    }
+
+    /// Applies tombstones read from region `t`'s stream (`(sequence, tombstone)`,
+    /// oldest first): each deleted comment leaves the ring and is never broadcast again,
+    /// and viewers get `comment_deleted` for it.
+    fn apply_deletions(&self, regions: &Regions, t: usize, tombstones: &[Tombstone]) {
+        let mut state = self.state();
+        let upto = state.tombstones[t].get_or_insert(0);
+        *upto = tombstones.iter().map(|(seq, _)| *seq).fold(*upto, u64::max);
+        for (_, tombstone) in tombstones {
+            let Some((r, seq)) = regions.parse_comment_id(&tombstone.id) else {
+                undecodable();
+                continue;
+            };
+            if state.deleted[r].insert(seq) {
+                state
+                    .ring
+                    .retain(|f| !(f.is_comment() && usize::from(f.region) == r && f.seq == seq));
+                metrics::counter!("frontend_comments_deleted_total").increment(1);
+                let _ = self.tx.send(sse::comment_deleted(&tombstone.id));
+            }
+        }
+    }
+
+    /// Sends a frame to every viewer of the room.
+    pub fn broadcast(&self, frame: Frame) {
+        let _ = self.tx.send(frame);
+    }
+}
+
+fn undecodable() {
+    metrics::counter!("frontend_undecodable_total").increment(1);
+}

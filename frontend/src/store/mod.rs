@@ -1,0 +1,82 @@
+//! What the frontend reads of what was stored: the [`History`] of a video in one region
+//! (its likes total, the first and last comment sequences still retained, the comments
+//! between two sequences, the tombstones of deleted comments). [`JetStreamHistory`]
+//! reads JetStream; [`MemoryHistory`] keeps it in memory, so the logic built on reads
+//! (resuming a viewer, closing a gap) is tested without a server.
+//!
+//! The trait returns boxed futures so a node can hold it as `Arc<dyn History>`; a read
+//! is a network round trip, next to which the box costs nothing.
+
+mod jetstream;
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use live_proto::{VideoId, v1};
+
+pub use jetstream::JetStreamHistory;
+pub use memory::MemoryHistory;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HistoryError {
+    #[error("JetStream stream {0} is unavailable: {1}")]
+    Stream(String, String),
+    #[error("JetStream read failed: {0}")]
+    Read(String),
+    #[error("JetStream read timed out")]
+    Timeout,
+}
+
+/// A stored comment: its sequence in its region's stream, and the comment.
+pub type Stored = (u64, v1::Comment);
+
+/// A stored tombstone: its sequence in its region's stream, and the tombstone.
+pub type Tombstone = (u64, v1::CommentDeleted);
+
+/// Reads of one video's stored history in region `r` (an index in `--regions`).
+/// Sequences are per region's stream, shared by every video of its partition.
+pub trait History: Send + Sync + 'static {
+    /// The video's durable likes total in region `r` (0 if it never had a like there).
+    fn likes_total<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<u64, HistoryError>>;
+
+    /// The sequence of the video's newest comment from region `r` (0 if none).
+    fn last_comment_seq<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<u64, HistoryError>>;
+
+    /// The sequence of the video's oldest retained comment from region `r`, `None` if
+    /// none is retained.
+    fn first_comment_seq<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+    ) -> BoxFuture<'a, Result<Option<u64>, HistoryError>>;
+
+    /// The video's comments from region `r` with `after < seq <= upto`, oldest first, at
+    /// most `max`.
+    fn comments<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Stored>, HistoryError>>;
+
+    /// The video's tombstones stored in region `r` after sequence `after`, oldest first.
+    fn deletions<'a>(
+        &'a self,
+        r: usize,
+        video: &'a VideoId,
+        after: u64,
+    ) -> BoxFuture<'a, Result<Vec<Tombstone>, HistoryError>>;
+}
