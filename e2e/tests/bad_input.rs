@@ -208,6 +208,26 @@ async fn bad_http_input_is_refused_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // The fast path percent-decodes the id as axum does: a wildcard stays refused, an
+    // encoded letter is that letter.
+    for (path, status) in [
+        ("/v1/videos/%3E/events", 400),
+        ("/v1/videos/a%2Fb/events", 400),
+        ("/v1/videos/%FF/events", 400),
+        ("/v1/videos/o%6B/events", 200),
+    ] {
+        let r = client
+            .get(format!("{}{path}", fe.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        if status == 200 {
+            assert_eq!(r.headers()["content-type"], "text/event-stream");
+        } else {
+            assert!(r.json::<serde_json::Value>().await.unwrap()["error"].is_string());
+        }
+    }
 }
 
 #[tokio::test]

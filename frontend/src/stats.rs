@@ -8,7 +8,8 @@ use metrics::{Counter, Histogram};
 pub struct Stats {
     /// Frames written to viewers' sockets.
     pub frames_out: Counter,
-    /// Publisher acceptance → written to a viewer's socket (one sample per write).
+    /// Publisher acceptance → written to a viewer's socket (one write in 16 per viewer
+    /// is sampled: `Viewer::record_written`).
     pub latency: Histogram,
     /// Viewers disconnected for falling behind the bounded queue.
     pub dropped_lagged: Counter,

@@ -29,7 +29,7 @@ use live_common::ApiError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_io_timeout::TimeoutStream;
+use tokio_io_timeout::{TimeoutStream, TimeoutWriter};
 use tokio_util::task::TaskTracker;
 
 use super::{Events, response};
@@ -267,18 +267,27 @@ async fn stream(
         Ok(viewer) => viewer,
         Err(e) => return write_error(&mut writer, e, &cors, options.write_timeout).await,
     };
-    let timeout = options.write_timeout;
+    // A socket that accepts no bytes for the write timeout is cut. The timer is armed
+    // only while a write waits (`TimeoutWriter`), not built for every write: that cost a
+    // clock read and a shared reference count per delivery.
+    let mut writer = Box::pin(TimeoutWriter::new(writer));
+    writer
+        .as_mut()
+        .set_timeout_pinned(Some(options.write_timeout));
     let head = response::stream().http1_head(&cors);
-    write_with_timeout(&mut writer, &[head], timeout).await?;
+    write_counted(&mut writer, &[head]).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];
     loop {
         tokio::select! {
+            // Frames first: the probe only tells that the viewer left, which the next
+            // write also tells.
+            biased;
             more = viewer.next_batch(&mut batch, MAX_BATCH) => {
                 if !more {
                     break;
                 }
-                write_with_timeout(&mut writer, &batch, timeout).await?;
+                write_counted(&mut writer, &batch).await?;
                 viewer.record_written(batch.len());
                 batch.clear();
                 if batch.capacity() > MAX_BATCH {
@@ -294,6 +303,18 @@ async fn stream(
         }
     }
     writer.shutdown().await
+}
+
+/// Writes `bufs` through a [`TimeoutWriter`], counting the writes that timed out.
+async fn write_counted(writer: &mut (impl AsyncWrite + Unpin), bufs: &[Bytes]) -> io::Result<()> {
+    let result = write_all_vectored(writer, bufs).await;
+    if let Err(e) = &result
+        && e.kind() == io::ErrorKind::TimedOut
+    {
+        metrics::counter!("frontend_viewers_dropped_total", "reason" => "write_timeout")
+            .increment(1);
+    }
+    result
 }
 
 async fn write_with_timeout(

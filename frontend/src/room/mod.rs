@@ -265,3 +265,90 @@ impl Room {
 fn undecodable() {
     metrics::counter!("frontend_undecodable_total").increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comment(text: &str) -> v1::Comment {
+        v1::Comment {
+            user: "u".into(),
+            text: text.into(),
+            ..Default::default()
+        }
+    }
+
+    fn seqs(frames: &[Frame]) -> Vec<u64> {
+        frames.iter().map(|f| f.seq).collect()
+    }
+
+    #[test]
+    fn a_joining_viewer_gets_the_ring_after_its_cursor() {
+        let regions = Regions::single("local");
+        let room = Room::new(VideoId::parse("v").unwrap(), 16, 1);
+        for seq in [2, 4, 6, 8] {
+            room.push_comment(&regions, 0, seq, &comment("c"), 3);
+        }
+        // The ring holds 4, 6, 8: complete since 2.
+        let (_, snap) = room.join(Some(&[4]));
+        assert_eq!(seqs(&snap.ring), [6, 8]);
+        assert!(snap.covers_cursor);
+        assert_eq!(snap.positions[0].last_seq, 8);
+        // Before the ring: all of it, and history must fill in.
+        let (_, snap) = room.join(Some(&[1]));
+        assert_eq!(seqs(&snap.ring), [4, 6, 8]);
+        assert!(!snap.covers_cursor);
+        // No cursor: no replay.
+        let (_, snap) = room.join(None);
+        assert!(snap.ring.is_empty() && snap.covers_cursor);
+    }
+
+    #[test]
+    fn an_old_or_repeated_comment_is_not_pushed_again() {
+        let regions = Regions::single("local");
+        let room = Room::new(VideoId::parse("v").unwrap(), 16, 1);
+        let (mut feed, _) = room.join(None);
+        room.push_comment(&regions, 0, 5, &comment("a"), 10);
+        room.push_comment(&regions, 0, 5, &comment("a"), 10);
+        room.push_comment(&regions, 0, 3, &comment("old"), 10);
+        assert_eq!(feed.try_recv().unwrap().seq, 5);
+        assert!(feed.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_deleted_comment_leaves_the_ring_and_never_comes_back() {
+        let regions = Regions::single("local");
+        let room = Room::new(VideoId::parse("v").unwrap(), 16, 1);
+        room.push_comment(&regions, 0, 1, &comment("a"), 10);
+        room.push_comment(&regions, 0, 2, &comment("b"), 10);
+        let (mut feed, _) = room.join(None);
+        let tombstone = v1::CommentDeleted {
+            id: regions.comment_id(0, 1),
+            ..Default::default()
+        };
+        room.apply_deletions(&regions, 0, &[(7, tombstone.clone())]);
+        assert_eq!(feed.try_recv().unwrap().kind, sse::Kind::Deleted);
+        // Applied twice (live and read): one event.
+        room.apply_deletions(&regions, 0, &[(7, tombstone)]);
+        assert!(feed.try_recv().is_err());
+        assert!(room.is_deleted(0, 1));
+        assert_eq!(room.tombstones_upto(0), Some(7));
+        let (_, snap) = room.join(Some(&[0]));
+        assert_eq!(seqs(&snap.ring), [2]);
+        // A deleted comment arriving late (its tombstone came first) is not broadcast.
+        room.apply_deletions(
+            &regions,
+            0,
+            &[(
+                8,
+                v1::CommentDeleted {
+                    id: regions.comment_id(0, 3),
+                    ..Default::default()
+                },
+            )],
+        );
+        let _ = feed.try_recv();
+        room.push_comment(&regions, 0, 3, &comment("c"), 10);
+        assert!(feed.try_recv().is_err());
+    }
+}
