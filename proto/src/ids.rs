@@ -1,7 +1,8 @@
-//! Validated identifiers: video ids, user ids and comment texts.
+//! Validated identifiers: video, user, conversation and message ids, and comment texts.
 //!
-//! `{video}` and `user` match `^[A-Za-z0-9_-]{1,64}$`, so they are always a single,
-//! wildcard-free NATS subject token. A comment text is 1–500 characters of UTF-8.
+//! `{video}`, `user`, `{conversation}` and a read receipt's `message` match
+//! `^[A-Za-z0-9_-]{1,64}$`, so they are always a single, wildcard-free NATS subject token
+//! (or KV key token). A comment text is 1–500 characters of UTF-8.
 
 use std::fmt;
 
@@ -83,6 +84,23 @@ token_type!(
     "user"
 );
 
+token_type!(
+    /// A conversation's id (`conversation:{id}` topics, `/v1/conversations/{id}/…`);
+    /// safe to use as one NATS subject token. Conversations are created implicitly.
+    ConversationId,
+    "conversation"
+);
+token_type!(
+    /// A message's id in a conversation, as a read receipt names it (the platform does
+    /// not store conversation messages: the id is the client's, only validated).
+    MessageId,
+    "message"
+);
+
+/// A presence member (`presence:{member}` topics): the same ids as users (with auth on,
+/// a token's `sub`).
+pub type MemberId = UserId;
+
 /// A comment's text: 1–500 characters, kept exactly as posted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommentText(String);
@@ -116,6 +134,8 @@ mod tests {
         for ok in ["a", "A-z_09", &"x".repeat(64)] {
             assert!(VideoId::parse(ok).is_ok(), "{ok}");
             assert!(UserId::parse(ok).is_ok(), "{ok}");
+            assert!(ConversationId::parse(ok).is_ok(), "{ok}");
+            assert!(MessageId::parse(ok).is_ok(), "{ok}");
         }
     }
 
@@ -136,7 +156,13 @@ mod tests {
         ] {
             assert!(VideoId::parse(bad).is_err(), "{bad:?}");
             assert!(UserId::parse(bad).is_err(), "{bad:?}");
+            assert!(ConversationId::parse(bad).is_err(), "{bad:?}");
+            assert!(MessageId::parse(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(
+            ConversationId::parse("a.b").unwrap_err().0,
+            "conversation may contain only A-Z, a-z, 0-9, '_' and '-'"
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! Subjects are built only from a [`VideoId`] and a [`Region`], both validated, so a
 //! user-supplied string can never add a token or a wildcard.
 
-use crate::VideoId;
 use crate::partitions::Partition;
 use crate::regions::Region;
+use crate::{ConversationId, UserId, VideoId};
 
 /// Partition `p` of the region's accepted comments (`store.v1.{region}.{p}.*.comment`),
 /// e.g. `COMMENTS_east_p0`.
@@ -253,6 +253,125 @@ pub fn parse_ingest(subject: &str) -> Option<(VideoId, IngestKind)> {
     Some((VideoId::parse(video).ok()?, kind))
 }
 
+// --- Conversations (the platform) ---------------------------------------------------
+//
+// Their own subject roots, `conv.v1.` (live) and `ingest.conv.v1.` (ingest), so that no
+// wildcard of the video path matches them by accident: not the frontends' per-video
+// `live.v1.*.{video}.*` (a conversation id may equal a video id), nor `live.v1.>`, nor
+// the publishers' `ingest.v1.*.*` / `ingest.v1.>`. Read receipts are in their own KV
+// bucket, `RECEIPTS_{region}` (`$KV.RECEIPTS_{region}.{conversation}.{user}`).
+
+/// What happens in a conversation, on its live and ingest subjects (the last token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationEvent {
+    /// A typing indicator (`Typing`; ingest `TypingRequest`). Not stored.
+    Typing,
+    /// A read receipt (`ReadReceipt`; ingest `ReadRequest`). Stored in `RECEIPTS_{region}`.
+    Read,
+}
+
+impl ConversationEvent {
+    /// The subject's last token, also the SSE event name (`typing`, `read`).
+    pub fn token(self) -> &'static str {
+        match self {
+            ConversationEvent::Typing => "typing",
+            ConversationEvent::Read => "read",
+        }
+    }
+
+    fn parse(token: &str) -> Option<Self> {
+        match token {
+            "typing" => Some(ConversationEvent::Typing),
+            "read" => Some(ConversationEvent::Read),
+            _ => None,
+        }
+    }
+}
+
+/// Live events of a conversation accepted in `region` (core NATS, crossing regions
+/// through the gateways by interest): `conv.v1.{region}.{conversation}.{typing|read}`.
+pub fn conversation_live(
+    region: &Region,
+    conversation: &ConversationId,
+    event: ConversationEvent,
+) -> String {
+    format!("conv.v1.{region}.{conversation}.{}", event.token())
+}
+
+/// Everything live about one conversation from every region: a frontend's single
+/// subscription per conversation topic.
+pub fn conversation_live_all(conversation: &ConversationId) -> String {
+    format!("conv.v1.*.{conversation}.*")
+}
+
+/// Splits `conv.v1.{region}.{conversation}.{typing|read}`; validates the conversation.
+pub fn parse_conversation_live(subject: &str) -> Option<(&str, ConversationId, ConversationEvent)> {
+    let rest = subject.strip_prefix("conv.v1.")?;
+    let (region, rest) = rest.split_once('.')?;
+    let (conversation, event) = rest.split_once('.')?;
+    Some((
+        region,
+        ConversationId::parse(conversation).ok()?,
+        ConversationEvent::parse(event)?,
+    ))
+}
+
+/// Ingest of a conversation event (request-reply, answered with `IngestReply`):
+/// `ingest.conv.v1.{conversation}.{typing|read}`.
+pub fn conversation_ingest(conversation: &ConversationId, event: ConversationEvent) -> String {
+    format!("ingest.conv.v1.{conversation}.{}", event.token())
+}
+
+/// Every conversation ingest subject (the publishers' queue subscription, group
+/// [`INGEST_QUEUE`]).
+pub const CONVERSATION_INGEST_ALL: &str = "ingest.conv.v1.*.*";
+
+/// Splits `ingest.conv.v1.{conversation}.{typing|read}`; validates the conversation.
+pub fn parse_conversation_ingest(subject: &str) -> Option<(ConversationId, ConversationEvent)> {
+    let rest = subject.strip_prefix("ingest.conv.v1.")?;
+    let (conversation, event) = rest.split_once('.')?;
+    Some((
+        ConversationId::parse(conversation).ok()?,
+        ConversationEvent::parse(event)?,
+    ))
+}
+
+/// The region's KV bucket of read receipts (latest per conversation and user).
+pub fn receipts_bucket(region: &Region) -> String {
+    format!("RECEIPTS_{region}")
+}
+
+/// The stream behind a region's receipts bucket (what other regions mirror, as
+/// `KV_RECEIPTS_{region}_{other}`; see [`readable_stream`]).
+pub fn receipts_stream(region: &Region) -> String {
+    format!("KV_RECEIPTS_{region}")
+}
+
+/// The key of `user`'s receipt in `conversation`: `{conversation}.{user}`.
+pub fn receipt_key(conversation: &ConversationId, user: &UserId) -> String {
+    format!("{conversation}.{user}")
+}
+
+/// Every receipt of one conversation in `region`'s bucket, as stored
+/// (`$KV.RECEIPTS_{region}.{conversation}.*`): the subject filter of a snapshot read.
+pub fn receipts_of(region: &Region, conversation: &ConversationId) -> String {
+    format!("$KV.RECEIPTS_{region}.{conversation}.*")
+}
+
+/// Splits `$KV.RECEIPTS_{region}.{conversation}.{user}` into the region, the
+/// conversation and the user; `None` for anything else.
+pub fn parse_receipt(subject: &str) -> Option<(&str, ConversationId, UserId)> {
+    let rest = subject.strip_prefix("$KV.RECEIPTS_")?;
+    let (region, key) = rest.split_once('.')?;
+    let (conversation, user) = key.split_once('.')?;
+    Region::parse(region).ok()?;
+    Some((
+        region,
+        ConversationId::parse(conversation).ok()?,
+        UserId::parse(user).ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +481,112 @@ mod tests {
                 "live.v1.east.{{wildcard(1)}}.{{wildcard(2)}}".to_owned()
             )
         );
+    }
+
+    #[test]
+    fn conversation_subjects_round_trip() {
+        let c = ConversationId::parse("c-1_A").unwrap();
+        let u = UserId::parse("bob").unwrap();
+        let east = Region::parse("east").unwrap();
+        for event in [ConversationEvent::Typing, ConversationEvent::Read] {
+            let live = conversation_live(&east, &c, event);
+            assert_eq!(live, format!("conv.v1.east.c-1_A.{}", event.token()));
+            assert_eq!(
+                parse_conversation_live(&live),
+                Some(("east", c.clone(), event))
+            );
+            let ingest = conversation_ingest(&c, event);
+            assert_eq!(parse_conversation_ingest(&ingest), Some((c.clone(), event)));
+            // Never a video subject, nor a video ingest subject.
+            assert_eq!(parse_live(&live), None);
+            assert_eq!(parse_ingest(&ingest), None);
+        }
+        assert_eq!(conversation_live_all(&c), "conv.v1.*.c-1_A.*");
+        for bad in [
+            "conv.v1.east.c.share",
+            "conv.v1.east.c.d.read",
+            "conv.v1.east.c*.read",
+            "live.v1.east.c.read",
+            "conv.v2.east.c.read",
+        ] {
+            assert_eq!(parse_conversation_live(bad), None, "{bad}");
+        }
+        for bad in [
+            "ingest.conv.v1.c.like",
+            "ingest.conv.v1.c.d.read",
+            "ingest.v1.c.read",
+            "ingest.conv.v1.>.read",
+        ] {
+            assert_eq!(parse_conversation_ingest(bad), None, "{bad}");
+        }
+        let key = format!("$KV.{}.{}", receipts_bucket(&east), receipt_key(&c, &u));
+        assert_eq!(key, "$KV.RECEIPTS_east.c-1_A.bob");
+        assert_eq!(parse_receipt(&key), Some(("east", c.clone(), u)));
+        assert_eq!(receipts_of(&east, &c), "$KV.RECEIPTS_east.c-1_A.*");
+        assert_eq!(receipts_stream(&east), "KV_RECEIPTS_east");
+        for bad in [
+            "$KV.RECEIPTS_east.c",
+            "$KV.RECEIPTS_east.c.bob.x",
+            "$KV.RECEIPTS_ea_st.c.bob",
+            "$KV.MODERATION_east.c.bob",
+        ] {
+            assert_eq!(parse_receipt(bad), None, "{bad}");
+        }
+    }
+
+    /// No wildcard the video path subscribes to, or the NATS permissions grant for it,
+    /// matches a conversation subject (NATS matching: `*` one token, `>` the rest).
+    #[test]
+    fn no_video_wildcard_matches_a_conversation_subject() {
+        fn matches(pattern: &str, subject: &str) -> bool {
+            let (mut p, mut s) = (pattern.split('.'), subject.split('.'));
+            loop {
+                match (p.next(), s.next()) {
+                    (Some(">"), Some(_)) => return true,
+                    (Some("*"), Some(_)) => {}
+                    (Some(a), Some(b)) if a == b => {}
+                    (None, None) => return true,
+                    _ => return false,
+                }
+            }
+        }
+        let c = ConversationId::parse("x").unwrap();
+        let v = VideoId::parse("x").unwrap();
+        let east = Region::parse("east").unwrap();
+        let p = crate::Partitions::new(1).unwrap().all().next().unwrap();
+        let video_wildcards = [
+            live_all(&v),
+            "live.v1.>".into(),
+            "live.v1.*.*.presence".into(),
+            "live.v1.*.*.likes".into(),
+            INGEST_ALL.into(),
+            "ingest.v1.>".into(),
+            "ingest.v1.*.like".into(),
+            "ingest.v1.*.comment".into(),
+            store_comments_all(&east, p),
+            store_deleted_all(&east, p),
+            republish(&east, p).0,
+            likes_all(&east, p),
+            "store.v1.*.*.*.comment".into(),
+            "likes.v1.*.*.*".into(),
+            MODERATION_ALL.into(),
+        ];
+        let ours = [
+            conversation_live(&east, &c, ConversationEvent::Typing),
+            conversation_live(&east, &c, ConversationEvent::Read),
+            conversation_ingest(&c, ConversationEvent::Typing),
+            conversation_ingest(&c, ConversationEvent::Read),
+            format!("$KV.{}.{}", receipts_bucket(&east), "x.bob"),
+        ];
+        for pattern in &video_wildcards {
+            for subject in &ours {
+                assert!(!matches(pattern, subject), "{pattern} matches {subject}");
+            }
+        }
+        // And ours match only ours.
+        assert!(matches(&conversation_live_all(&c), &ours[0]));
+        assert!(matches(CONVERSATION_INGEST_ALL, &ours[2]));
+        assert!(!matches(CONVERSATION_INGEST_ALL, &ours[0]));
+        assert!(!matches(&conversation_live_all(&c), &ingest_like(&v)));
     }
 }

@@ -59,6 +59,32 @@ proptest! {
         let _ = v1::Comment::decode(bytes.as_slice());
         let _ = v1::Likes::decode(bytes.as_slice());
         let _ = v1::Presence::decode(bytes.as_slice());
+        let _ = v1::TypingRequest::decode(bytes.as_slice());
+        let _ = v1::ReadRequest::decode(bytes.as_slice());
+        let _ = v1::Typing::decode(bytes.as_slice());
+        let _ = v1::ReadReceipt::decode(bytes.as_slice());
+        let mut receipts = live_proto::conversations::ReadReceipts::new(live_proto::ConversationId::parse("c").unwrap());
+        let _ = receipts.apply_live(bytes.as_slice());
+        let _ = receipts.apply_stored("$KV.RECEIPTS_r.c.u", 1, bytes.as_slice());
+    }
+
+    #[test]
+    fn topics_accept_exactly_the_contract(kind in "video|conversation|presence|chat|", id in "\\PC{0,70}|[A-Za-z0-9_.*>:$ -]{0,70}") {
+        let s = format!("{kind}:{id}");
+        let known = ["video", "conversation", "presence"].contains(&kind.as_str());
+        match live_proto::Topic::parse(&s) {
+            Ok(t) => {
+                prop_assert!(known && is_valid_id(&id));
+                prop_assert_eq!(t.to_string(), s);
+            }
+            Err(e) => {
+                prop_assert!(!known || !is_valid_id(&id));
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+        if let Some((_, c, _)) = subjects::parse_conversation_live(&format!("conv.v1.r.{id}.read")) {
+            prop_assert!(is_valid_id(c.as_str()));
+        }
     }
 
     #[test]
