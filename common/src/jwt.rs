@@ -93,6 +93,10 @@ pub struct Claims {
     /// The caller's role: `"moderator"` may moderate (publisher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Conversations the user is a member of: the publisher takes their typing and read
+    /// receipts only in these (`"*"` is not special: each is listed by id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<Vec<String>>,
 }
 
 impl Claims {

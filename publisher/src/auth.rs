@@ -1,11 +1,13 @@
 //! Who a request acts as. With `--jwt-secret` or `--jwt-jwks` the caller is the verified
 //! token's `sub`,
 //! and a `user` given in the request must be that same user; without it (dev), the
-//! request's `user` is taken as is. Both edges (HTTP and NATS ingest) ask this module.
+//! request's `user` is taken as is. In a conversation, the token's `conversations` claim
+//! must also list it ([`Auth::authenticate_member`]). Both edges (HTTP and NATS ingest)
+//! ask this module.
 
 use live_common::ApiError;
-use live_common::jwt::{Key, Verifier};
-use live_proto::UserId;
+use live_common::jwt::{Claims, Key, Verifier};
+use live_proto::{ConversationId, UserId};
 
 /// Why a request may not act as the user it names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,20 +75,61 @@ impl Auth {
 
     /// Checks `token` (absent: `None`) when auth is on; anyone may call when it is off.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
-        let Some(verifier) = &self.verifier else {
+        match self.claims(token)? {
+            None => Ok(Caller::Anyone),
+            Some(claims) => caller_of(claims),
+        }
+    }
+
+    /// Checks `token` like [`Self::authenticate`] for a request in `conversation`: with
+    /// auth on, the token's `conversations` claim must list it (403 otherwise; no
+    /// wildcard). Anyone may when auth is off.
+    pub fn authenticate_member(
+        &self,
+        token: Option<&str>,
+        conversation: &ConversationId,
+    ) -> Result<Caller, AuthError> {
+        let Some(claims) = self.claims(token)? else {
             return Ok(Caller::Anyone);
         };
-        let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
-        let claims = verifier
-            .verify(token)
-            .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
-        let sub = claims
-            .sub
-            .ok_or_else(|| AuthError::Unauthenticated("token has no sub claim".into()))?;
-        let user = UserId::parse(&sub)
-            .map_err(|_| AuthError::Unauthenticated("token sub is not a valid user id".into()))?;
-        Ok(Caller::User(user))
+        let member = claims
+            .conversations
+            .iter()
+            .flatten()
+            .any(|c| c == conversation.as_str());
+        let caller = caller_of(claims)?;
+        if !member {
+            return Err(AuthError::Forbidden(format!(
+                "the token's \"{CONVERSATIONS_CLAIM}\" claim does not list conversation {conversation}"
+            )));
+        }
+        Ok(caller)
     }
+
+    /// The verified claims of `token`, or `None` with auth off.
+    fn claims(&self, token: Option<&str>) -> Result<Option<Claims>, AuthError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let token = token.ok_or_else(|| AuthError::Unauthenticated("missing token".into()))?;
+        verifier
+            .verify(token)
+            .map(Some)
+            .map_err(|e| AuthError::Unauthenticated(e.to_string()))
+    }
+}
+
+/// The claim listing the conversations a token's user may post typing and receipts in.
+pub const CONVERSATIONS_CLAIM: &str = "conversations";
+
+/// The caller a verified token names (its `sub`).
+fn caller_of(claims: Claims) -> Result<Caller, AuthError> {
+    let sub = claims
+        .sub
+        .ok_or_else(|| AuthError::Unauthenticated("token has no sub claim".into()))?;
+    let user = UserId::parse(&sub)
+        .map_err(|_| AuthError::Unauthenticated("token sub is not a valid user id".into()))?;
+    Ok(Caller::User(user))
 }
 
 /// The role a token needs for moderation.
@@ -174,6 +217,47 @@ mod tests {
             "alice"
         );
         assert_eq!(caller.acting_as(Some("bob")).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn conversations_need_the_claim() {
+        let key = Key::new(b"secret");
+        let auth = Auth::new(Some(key.clone()));
+        let c1 = ConversationId::parse("c1").unwrap();
+        let member = |conversations: Option<Vec<String>>| {
+            key.sign(&Claims {
+                sub: Some("alice".into()),
+                exp: Some(u64::MAX),
+                conversations,
+                ..Default::default()
+            })
+        };
+        let listed = member(Some(vec!["c0".into(), "c1".into()]));
+        assert_eq!(
+            auth.authenticate_member(Some(&listed), &c1),
+            Ok(Caller::User(UserId::parse("alice").unwrap()))
+        );
+        for not_listed in [
+            member(None),
+            member(Some(vec![])),
+            member(Some(vec!["*".into()])),
+            member(Some(vec!["c10".into()])),
+        ] {
+            assert_eq!(
+                auth.authenticate_member(Some(&not_listed), &c1)
+                    .unwrap_err()
+                    .status(),
+                403
+            );
+        }
+        assert_eq!(
+            auth.authenticate_member(None, &c1).unwrap_err().status(),
+            401
+        );
+        assert_eq!(
+            Auth::default().authenticate_member(None, &c1),
+            Ok(Caller::Anyone)
+        );
     }
 
     #[test]

@@ -81,6 +81,22 @@ pub struct Config {
     #[arg(long, default_value_t = 200.0)]
     pub video_comments_per_sec: f64,
 
+    /// How long a typing indicator is live after a `typing` request (`until_ms` = now +
+    /// this). A burst of requests is one event: another is published only when the live
+    /// indicator has less than half of this left.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub typing_ttl: Duration,
+
+    /// Per-user rate limit on typing requests (every request counts, also the coalesced
+    /// ones): requests per second (burst 2×).
+    #[arg(long, default_value_t = 10.0)]
+    pub typing_per_sec: f64,
+
+    /// Per-user rate limit on read receipts (each is a durable write): receipts per
+    /// second (burst 2×).
+    #[arg(long, default_value_t = 10.0)]
+    pub reads_per_sec: f64,
+
     /// Require a JWT (HS256, signed with this secret) on every like and comment: the
     /// `Authorization: Bearer` header over HTTP, the `token` field over NATS ingest. Its
     /// `sub` is the user. Unset: no auth (development only).
@@ -143,6 +159,12 @@ impl Config {
         cli::rate("comments-per-sec", self.comments_per_sec)?;
         cli::rate("video-likes-per-sec", self.video_likes_per_sec)?;
         cli::rate("video-comments-per-sec", self.video_comments_per_sec)?;
+        cli::rate("typing-per-sec", self.typing_per_sec)?;
+        cli::rate("reads-per-sec", self.reads_per_sec)?;
+        cli::positive("typing-ttl", self.typing_ttl)?;
+        if self.typing_ttl > Duration::from_secs(60) {
+            return Err(ConfigError::new("typing-ttl", "must be at most 60s"));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::new("max-connections", "must be at least 1"));
         }

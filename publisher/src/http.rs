@@ -5,6 +5,11 @@
 //! moderator role), the video id, size, content type and JSON shape (400, 413, 415), the
 //! user named in the body (400, 403 if it is not the token's `sub`), then a ban (403),
 //! slow mode and the rate limit (429).
+//!
+//! Conversations (`POST /v1/conversations/{id}/typing` `{"user"}`, `…/read`
+//! `{"user","message"}`): the conversation id (400), the bearer token (401) and its
+//! `conversations` claim (403), then size, content type and JSON shape, the user (400,
+//! 403 if not the token's `sub`), the message id (400) and the rate limit (429).
 
 use std::sync::Arc;
 
@@ -16,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post, put};
 use bytes::Bytes;
 use live_common::ApiError;
-use live_proto::{CommentText, VideoId};
+use live_proto::{CommentText, ConversationId, MessageId, VideoId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -34,6 +39,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/videos/{video}/comments/{id}", delete(delete_comment))
         .route("/v1/videos/{video}/bans", post(post_ban))
         .route("/v1/videos/{video}/slow_mode", put(put_slow_mode))
+        .route("/v1/conversations/{conversation}/typing", post(post_typing))
+        .route("/v1/conversations/{conversation}/read", post(post_read))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
@@ -83,6 +90,70 @@ async fn post_comment(
     let key = idempotency_header(&headers)?;
     let id = service.comment(&video, &user, text, key).await?;
     Ok(accepted(serde_json::json!({ "id": id.to_string() })))
+}
+
+/// `user` may be left out when auth is on (it is then the token's `sub`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    #[serde(default)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    #[serde(default)]
+    user: Option<String>,
+    message: String,
+}
+
+/// `202 {"until_ms": T}`: the user's indicator is live until T (published now, or
+/// earlier within the same burst).
+async fn post_typing(
+    State(service): State<Arc<Service>>,
+    Path(conversation): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let conversation = ConversationId::parse(&conversation).map_err(bad)?;
+    let caller = member(&service.auth, &headers, &conversation)?;
+    let body: TypingBody = json_body(&headers, body)?;
+    let user = caller.acting_as(body.user.as_deref())?;
+    let typing = service.conversations.typing(&conversation, &user).await?;
+    Ok(accepted(serde_json::json!({ "until_ms": typing.until_ms })))
+}
+
+/// `202 {"revision": R}` once the receipt is stored (R: its revision in the region's
+/// receipts bucket).
+async fn post_read(
+    State(service): State<Arc<Service>>,
+    Path(conversation): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let conversation = ConversationId::parse(&conversation).map_err(bad)?;
+    let caller = member(&service.auth, &headers, &conversation)?;
+    let body: ReadBody = json_body(&headers, body)?;
+    let user = caller.acting_as(body.user.as_deref())?;
+    let message = MessageId::parse(&body.message).map_err(bad)?;
+    let read = service
+        .conversations
+        .read(&conversation, &user, &message)
+        .await?;
+    Ok(accepted(serde_json::json!({ "revision": read.revision })))
+}
+
+/// The caller of a conversation request (see [`Auth::authenticate_member`]).
+fn member(
+    auth: &Auth,
+    headers: &HeaderMap,
+    conversation: &ConversationId,
+) -> Result<Caller, AuthError> {
+    if !auth.is_on() {
+        return Ok(Caller::Anyone);
+    }
+    auth.authenticate_member(bearer(headers)?, conversation)
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,6 +369,26 @@ mod tests {
         }
         assert_eq!(
             parse::<CommentBody>(br#"{"user":"u"}"#)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let read: ReadBody = parse(br#"{"user":"u","message":"m1"}"#).unwrap();
+        assert_eq!(
+            (read.user.as_deref(), read.message.as_str()),
+            (Some("u"), "m1")
+        );
+        let typing: TypingBody = parse(br#"{"user":"u"}"#).unwrap();
+        assert_eq!(typing.user.as_deref(), Some("u"));
+        for bad in [
+            &br#"{"user":"u"}"#[..],
+            br#"{"user":"u","message":1}"#,
+            br#"{"user":"u","message":"m","at":1}"#,
+        ] {
+            assert_eq!(parse::<ReadBody>(bad).unwrap_err().status(), 400);
+        }
+        assert_eq!(
+            parse::<TypingBody>(br#"{"user":"u","until_ms":1}"#)
                 .unwrap_err()
                 .status(),
             400

@@ -3,6 +3,8 @@
 //! of likes from edge tiers that aggregate on `ingest.v1.{video}.likes` (`LikeBatch`),
 //! answered on the reply subject with an `IngestReply` once stored (request-reply =
 //! acknowledged).
+//! Conversations: `ingest.conv.v1.{conversation}.typing|read` (`TypingRequest`,
+//! `ReadRequest`), answered like likes (202 with `until_ms` / `revision`).
 //! The same checks as over HTTP, including the JWT (`token` field) when auth is on; a
 //! message that does not decode is counted and answered with status 400, never forwarded
 //! and never fatal.
@@ -10,8 +12,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use live_proto::subjects::{self, IngestKind};
-use live_proto::{CommentText, InvalidInput, UserId, VideoId, v1};
+use live_proto::subjects::{self, ConversationEvent, IngestKind};
+use live_proto::{CommentText, ConversationId, InvalidInput, MessageId, UserId, VideoId, v1};
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
@@ -29,9 +31,16 @@ pub async fn serve(
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
-    let mut sub = client
+    let videos = client
         .queue_subscribe(subjects::INGEST_ALL, subjects::INGEST_QUEUE.into())
         .await?;
+    let conversations = client
+        .queue_subscribe(
+            subjects::CONVERSATION_INGEST_ALL,
+            subjects::INGEST_QUEUE.into(),
+        )
+        .await?;
+    let mut sub = futures::stream::select(videos, conversations);
     let in_flight = Arc::new(Semaphore::new(MAX_COMMENTS_IN_FLIGHT));
     tokio::pin!(shutdown);
     loop {
@@ -43,7 +52,9 @@ pub async fn serve(
         metrics::counter!("publisher_ingest_messages_total").increment(1);
         handle(&client, &service, &in_flight, msg).await;
     }
-    let _ = sub.unsubscribe().await;
+    let (mut videos, mut conversations) = sub.into_inner();
+    let _ = videos.unsubscribe().await;
+    let _ = conversations.unsubscribe().await;
     Ok(())
 }
 
@@ -53,6 +64,9 @@ async fn handle(
     in_flight: &Arc<Semaphore>,
     msg: async_nats::Message,
 ) {
+    if msg.subject.starts_with("ingest.conv.") {
+        return handle_conversation(client, service, in_flight, msg).await;
+    }
     let Some((video, kind)) = subjects::parse_ingest(&msg.subject) else {
         return refuse(client, msg.reply, 400, "invalid ingest subject").await;
     };
@@ -140,6 +154,87 @@ async fn handle(
             .await;
         }
     }
+}
+
+/// A typing indicator or read receipt over NATS.
+async fn handle_conversation(
+    client: &async_nats::Client,
+    service: &Arc<Service>,
+    in_flight: &Arc<Semaphore>,
+    msg: async_nats::Message,
+) {
+    let Some((conversation, event)) = subjects::parse_conversation_ingest(&msg.subject) else {
+        return refuse(client, msg.reply, 400, "invalid ingest subject").await;
+    };
+    match event {
+        ConversationEvent::Typing => {
+            let user = match check_typing(&service.auth, &conversation, &msg.payload) {
+                Ok(user) => user,
+                Err(r) => return refusal(client, msg.reply, r).await,
+            };
+            // A publish without waiting for JetStream: answered in the loop, like likes.
+            match service.conversations.typing(&conversation, &user).await {
+                Ok(typing) => {
+                    let answer = v1::IngestReply {
+                        status: 202,
+                        until_ms: typing.until_ms,
+                        ..Default::default()
+                    };
+                    send(client, msg.reply, answer).await;
+                }
+                Err(e) => refused(client, msg.reply, e).await,
+            }
+        }
+        ConversationEvent::Read => {
+            let (user, message) = match check_read(&service.auth, &conversation, &msg.payload) {
+                Ok(checked) => checked,
+                Err(r) => return refusal(client, msg.reply, r).await,
+            };
+            let (client, service) = (client.clone(), service.clone());
+            spawn_bounded(in_flight, async move {
+                match service
+                    .conversations
+                    .read(&conversation, &user, &message)
+                    .await
+                {
+                    Ok(read) => {
+                        let answer = v1::IngestReply {
+                            status: 202,
+                            revision: read.revision,
+                            ..Default::default()
+                        };
+                        send(&client, msg.reply, answer).await;
+                    }
+                    Err(e) => refused(&client, msg.reply, e).await,
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Decodes a `TypingRequest` and checks its token (and `conversations` claim) and user.
+pub fn check_typing(
+    auth: &Auth,
+    conversation: &ConversationId,
+    payload: &[u8],
+) -> Result<UserId, Refusal> {
+    let request = v1::TypingRequest::decode(payload).map_err(|_| Refusal::Undecodable)?;
+    let caller = auth.authenticate_member(non_empty(&request.token), conversation)?;
+    Ok(caller.acting_as(non_empty(&request.user))?)
+}
+
+/// Decodes a `ReadRequest` and checks its token (and `conversations` claim), user and
+/// message id.
+pub fn check_read(
+    auth: &Auth,
+    conversation: &ConversationId,
+    payload: &[u8],
+) -> Result<(UserId, MessageId), Refusal> {
+    let request = v1::ReadRequest::decode(payload).map_err(|_| Refusal::Undecodable)?;
+    let caller = auth.authenticate_member(non_empty(&request.token), conversation)?;
+    let user = caller.acting_as(non_empty(&request.user))?;
+    Ok((user, MessageId::parse(&request.message)?))
 }
 
 /// Runs `work` in its own task once one of the in-flight places is free: the
@@ -537,6 +632,85 @@ mod tests {
         );
     }
 
+    #[test]
+    fn conversation_requests_are_checked_like_over_http() {
+        let key = Key::new(b"k");
+        let on = Auth::new(Some(key.clone()));
+        let c1 = ConversationId::parse("c1").unwrap();
+        let member = |sub: &str, conversations: &[&str]| {
+            key.sign(&Claims {
+                sub: Some(sub.into()),
+                exp: Some(u64::MAX),
+                conversations: Some(conversations.iter().map(|c| c.to_string()).collect()),
+                ..Default::default()
+            })
+        };
+        let read = |user: &str, message: &str, token: &str| {
+            v1::ReadRequest {
+                user: user.into(),
+                message: message.into(),
+                token: token.into(),
+            }
+            .encode_to_vec()
+        };
+        let typing = |user: &str, token: &str| {
+            v1::TypingRequest {
+                user: user.into(),
+                token: token.into(),
+            }
+            .encode_to_vec()
+        };
+        let off = Auth::default();
+        assert_eq!(
+            check_read(&off, &c1, &read("bob", "m1", ""))
+                .map(|(u, m)| (u.to_string(), m.to_string())),
+            Ok(("bob".into(), "m1".into()))
+        );
+        assert_eq!(
+            check_typing(&off, &c1, &typing("bob", "")).map(|u| u.to_string()),
+            Ok("bob".into())
+        );
+        for bad in [
+            read("", "m1", ""),
+            read("bob", "", ""),
+            read("bob", "m.1", ""),
+            read("b*", "m1", ""),
+        ] {
+            assert!(matches!(
+                check_read(&off, &c1, &bad),
+                Err(Refusal::Status(400, _))
+            ));
+        }
+        assert!(matches!(
+            check_typing(&off, &c1, &typing("", "")),
+            Err(Refusal::Status(400, _))
+        ));
+        assert_eq!(
+            check_read(&off, &c1, &[0xff, 0xff]),
+            Err(Refusal::Undecodable)
+        );
+        // Auth on: the token's sub, and the claim must list the conversation.
+        let alice = member("alice", &["c1"]);
+        assert_eq!(
+            check_typing(&on, &c1, &typing("", &alice)).map(|u| u.to_string()),
+            Ok("alice".into())
+        );
+        assert!(check_read(&on, &c1, &read("alice", "m1", &alice)).is_ok());
+        assert!(matches!(
+            check_read(&on, &c1, &read("bob", "m1", &alice)),
+            Err(Refusal::Status(403, _))
+        ));
+        let elsewhere = member("alice", &["c2"]);
+        assert!(matches!(
+            check_typing(&on, &c1, &typing("alice", &elsewhere)),
+            Err(Refusal::Status(403, _))
+        ));
+        assert!(matches!(
+            check_typing(&on, &c1, &typing("alice", "")),
+            Err(Refusal::Status(401, _))
+        ));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -544,6 +718,9 @@ mod tests {
                 let _ = check_like(&auth, &payload);
                 let _ = check_like_batch(&auth, &payload);
                 let _ = check_comment(&auth, &payload);
+                let c = ConversationId::parse("c").unwrap();
+                let _ = check_typing(&auth, &c, &payload);
+                let _ = check_read(&auth, &c, &payload);
             }
         }
 

@@ -1,5 +1,6 @@
 //! The likes/comments backend: accepts likes and comments over HTTP and NATS, validates
-//! them, stores them durably in JetStream and publishes them to the frontends.
+//! them, stores them durably in JetStream and publishes them to the frontends; and the
+//! write side of conversations (typing indicators, read receipts).
 //!
 //! # Layout
 //! - [`config`]: flags and environment.
@@ -9,15 +10,20 @@
 //! - [`auth`]: who a request acts as (`--jwt-secret`: the token's `sub`).
 //! - [`ratelimit`]: rate limits per user and per video (`governor`).
 //! - [`moderation`]: deleting comments (tombstones), bans and slow mode.
+//! - [`conversations`]: typing indicators (coalesced, not stored) and read receipts
+//!   (stored in the `RECEIPTS_{region}` bucket, then published).
 //! - [`placement`]: keeps the partitions' stream leaders spread over the servers.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
 //! - [`service`]: the two operations both edges call.
-//! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`).
-//! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`, request-reply).
+//! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`,
+//!   `POST /v1/conversations/{id}/typing|read`).
+//! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`,
+//!   `ingest.conv.v1.{id}.typing|read`, request-reply).
 
 pub mod auth;
 pub mod comments;
 pub mod config;
+pub mod conversations;
 pub mod http;
 pub mod ingest;
 pub mod likes;
@@ -101,6 +107,17 @@ pub async fn run(
             )
         })
     };
+    let per_user = |action, rate: f64| {
+        (!config.no_rate_limit).then(|| {
+            ratelimit::RateLimiter::per_user(
+                action,
+                ratelimit::Rate {
+                    per_sec: rate,
+                    burst: rate * 2.0,
+                },
+            )
+        })
+    };
     let verifier = live_common::jwt::Verifier::new(config.verifier_options())?;
     match &verifier {
         None => tracing::warn!(
@@ -135,6 +152,14 @@ pub async fn run(
             config.video_comments_per_sec,
         ),
         moderation,
+        conversations: conversations::Conversations::new(
+            client.clone(),
+            regions.own().clone(),
+            buckets.receipts,
+            config.typing_ttl,
+            per_user("typing", config.typing_per_sec),
+            per_user("reads", config.reads_per_sec),
+        ),
     });
 
     let ingest = tasks.spawn(ingest::serve(

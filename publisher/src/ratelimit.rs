@@ -1,5 +1,5 @@
-//! Rate limits per user and per video, each for likes and for comments, with the
-//! `governor` crate (GCRA): a check is one compare-and-swap on the key's state in a
+//! Rate limits per user and per video, each for likes and for comments, and per user for
+//! a conversation's typing and read receipts, with the `governor` crate (GCRA): a check is one compare-and-swap on the key's state in a
 //! sharded `DashMap`, so a flood of one user or of many never serialises the others
 //! behind one lock. A request must pass its user's limit first, then its video's, so a
 //! user over their own limit does not spend the video's allowance.
@@ -64,38 +64,54 @@ pub struct Refused {
     pub retry_after_secs: u64,
 }
 
-/// The limits of one action (likes, or comments).
-pub struct RateLimiter {
+/// The limits of one action (likes, comments, typing, read receipts): per user, and per
+/// target `T` (a video) when there is a target limit.
+pub struct RateLimiter<T: Hash + Eq + Clone = VideoId> {
     users: Arc<DefaultKeyedRateLimiter<UserId>>,
-    videos: Arc<DefaultKeyedRateLimiter<VideoId>>,
+    videos: Option<Arc<DefaultKeyedRateLimiter<T>>>,
     clock: DefaultClock,
 }
 
-impl RateLimiter {
+impl<T: Hash + Eq + Clone + Send + Sync + 'static> RateLimiter<T> {
     /// Limits per user and per video of `action` ("likes", "comments": the label of the
     /// `publisher_rate_limit_keys` gauge). Inside a tokio runtime, also starts the task
     /// that prunes idle keys (it ends when the limiter is dropped).
     pub fn new(action: &'static str, per_user: Rate, per_video: Rate) -> Self {
+        let limiter = Self::per_user(action, per_user);
+        let videos = Arc::new(governor::RateLimiter::keyed(per_video.quota()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            prune(Arc::downgrade(&videos), action, Scope::Video);
+        }
+        Self {
+            videos: Some(videos),
+            ..limiter
+        }
+    }
+
+    /// A limit per user only (the target passed to [`Self::check`] is not limited).
+    pub fn per_user(action: &'static str, per_user: Rate) -> Self {
         let limiter = Self {
             users: Arc::new(governor::RateLimiter::keyed(per_user.quota())),
-            videos: Arc::new(governor::RateLimiter::keyed(per_video.quota())),
+            videos: None,
             clock: DefaultClock::default(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             prune(Arc::downgrade(&limiter.users), action, Scope::User);
-            prune(Arc::downgrade(&limiter.videos), action, Scope::Video);
         }
         limiter
     }
 
     /// Takes one request for `user` on `video`, or says which limit refused it.
-    pub fn check(&self, user: &UserId, video: &VideoId) -> Result<(), Refused> {
+    pub fn check(&self, user: &UserId, video: &T) -> Result<(), Refused> {
         self.users
             .check_key(user)
             .map_err(|n| self.refused(Scope::User, n.wait_time_from(self.clock.now())))?;
-        self.videos
-            .check_key(video)
-            .map_err(|n| self.refused(Scope::Video, n.wait_time_from(self.clock.now())))
+        match &self.videos {
+            Some(videos) => videos
+                .check_key(video)
+                .map_err(|n| self.refused(Scope::Video, n.wait_time_from(self.clock.now()))),
+            None => Ok(()),
+        }
     }
 
     fn refused(&self, scope: Scope, wait: Duration) -> Refused {
@@ -107,13 +123,18 @@ impl RateLimiter {
 
     /// Keys held now (users, videos).
     pub fn len(&self) -> (usize, usize) {
-        (self.users.len(), self.videos.len())
+        (
+            self.users.len(),
+            self.videos.as_ref().map_or(0, |v| v.len()),
+        )
     }
 
     /// Drops the keys whose bucket is full again (what the pruning task does).
     pub fn prune(&self) {
         prune_now(&self.users);
-        prune_now(&self.videos);
+        if let Some(videos) = &self.videos {
+            prune_now(videos);
+        }
     }
 }
 
@@ -248,6 +269,27 @@ mod tests {
             );
         }
         assert!(limiter.check(&user("alice"), &v).is_ok());
+    }
+
+    #[test]
+    fn a_per_user_limit_ignores_the_target() {
+        let limiter = RateLimiter::per_user(
+            "test",
+            Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            },
+        );
+        let c = live_proto::ConversationId::parse("c").unwrap();
+        let d = live_proto::ConversationId::parse("d").unwrap();
+        assert!(limiter.check(&user("alice"), &c).is_ok());
+        assert!(limiter.check(&user("alice"), &d).is_ok());
+        assert_eq!(
+            limiter.check(&user("alice"), &c).unwrap_err().scope,
+            Scope::User
+        );
+        assert!(limiter.check(&user("bob"), &c).is_ok());
+        assert_eq!(limiter.len(), (2, 0));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The publisher's two operations, shared by both edges (HTTP and NATS ingest): checks
+//! The publisher's operations (likes, comments; conversations in
+//! [`crate::conversations`]), shared by both edges (HTTP and NATS ingest): checks
 //! the rate limit, then stores the like or comment. Inputs arrive already validated and
 //! the user already authenticated (see [`crate::auth`]), so a flood in someone else's
 //! name never spends that user's rate limit.
@@ -8,6 +9,7 @@ use live_proto::{CommentText, UserId, VideoId};
 
 use crate::auth::Auth;
 use crate::comments::{self, CommentId, CommentStore};
+use crate::conversations::Conversations;
 use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
 use crate::moderation::Moderation;
 use crate::ratelimit::RateLimiter;
@@ -61,6 +63,8 @@ pub struct Service {
     pub like_limit: Option<RateLimiter>,
     pub comment_limit: Option<RateLimiter>,
     pub moderation: Moderation,
+    /// Typing indicators and read receipts of conversations.
+    pub conversations: Conversations,
 }
 
 impl Service {

@@ -21,6 +21,10 @@
 //! - `LIKE_KEYS_{region}`: a key-value bucket of recent likes' `Idempotency-Key`s.
 //! - `MODERATION_{region}`: a key-value bucket of bans and slow modes (see
 //!   [`crate::moderation`]), mirrored into the other regions like the streams above.
+//! - `RECEIPTS_{region}`: a key-value bucket of conversations' read receipts (key
+//!   `{conversation}.{user}`, the latest per user), mirrored into the other regions
+//!   like the moderation bucket (`KV_RECEIPTS_{region}_{other}`), so a reader in any
+//!   region reads every region's receipts from its own region.
 //! - Tombstones of deleted comments are in the video's `COMMENTS_{region}_p{p}` too, on
 //!   `store.v1.{region}.{p}.*.deleted`.
 
@@ -175,8 +179,36 @@ fn moderation_stream_config(region: &Region) -> StreamConfig {
     }
 }
 
+/// Largest value of a receipts entry (a `ReadReceipt` of ids of at most 64 bytes).
+const MAX_RECEIPT_BYTES: i32 = 1024;
+
+/// The region's read receipts bucket: the latest receipt per conversation and user,
+/// kept until overwritten (one entry per member of a conversation).
+pub fn receipts_config(config: &Config, regions: &Regions) -> jetstream::kv::Config {
+    let own = regions.own();
+    jetstream::kv::Config {
+        bucket: subjects::receipts_bucket(own),
+        description: format!("Read receipts of conversations accepted in {own}"),
+        history: 1,
+        max_value_size: MAX_RECEIPT_BYTES,
+        storage: StorageType::File,
+        num_replicas: config.replicas.into(),
+        placement: placement(regions),
+        ..Default::default()
+    }
+}
+
+/// The stream behind a region's receipts bucket (what the other regions mirror).
+fn receipts_stream_config(region: &Region) -> StreamConfig {
+    StreamConfig {
+        name: subjects::receipts_stream(region),
+        max_messages_per_subject: 1,
+        ..Default::default()
+    }
+}
+
 /// Every stream this region's publisher owns: its partitions, then the mirrors of the
-/// other regions' partitions and moderation buckets.
+/// other regions' partitions, moderation and receipts buckets.
 pub fn all_configs(
     config: &Config,
     regions: &Regions,
@@ -204,6 +236,11 @@ pub fn all_configs(
                 regions,
                 &moderation_stream_config(other),
             ));
+            configs.push(mirror_config(
+                config,
+                regions,
+                &receipts_stream_config(other),
+            ));
         }
     }
     configs
@@ -215,6 +252,8 @@ pub struct Buckets {
     pub like_keys: jetstream::kv::Store,
     /// Bans and slow modes.
     pub moderation: jetstream::kv::Store,
+    /// Read receipts of conversations.
+    pub receipts: jetstream::kv::Store,
 }
 
 /// Creates the streams and the buckets, or updates them to this configuration.
@@ -255,6 +294,7 @@ pub async fn ensure(
     Ok(Buckets {
         like_keys: bucket(js, like_keys_config(config, regions.own())).await?,
         moderation: bucket(js, moderation_config(config, regions)).await?,
+        receipts: bucket(js, receipts_config(config, regions)).await?,
     })
 }
 
@@ -384,5 +424,36 @@ async fn last_seq(js: &jetstream::Context, stream: &str) -> Option<u64> {
     match tokio::time::timeout(Duration::from_secs(1), js.get_stream(stream)).await {
         Ok(Ok(s)) => Some(s.cached_info().state.last_sequence),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_other_region_is_mirrored_with_its_buckets() {
+        use clap::Parser;
+        let config =
+            Config::parse_from(["publisher", "--region", "east", "--regions", "east,west"]);
+        let regions = Regions::new("east", &config.regions).unwrap();
+        let names: Vec<String> = all_configs(&config, &regions, config.partitions)
+            .into_iter()
+            .filter(|c| c.mirror.is_some())
+            .map(|c| format!("{} <- {}", c.name, c.mirror.unwrap().name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "COMMENTS_west_p0_east <- COMMENTS_west_p0",
+                "LIKES_west_p0_east <- LIKES_west_p0",
+                "KV_MODERATION_west_east <- KV_MODERATION_west",
+                "KV_RECEIPTS_west_east <- KV_RECEIPTS_west",
+            ]
+        );
+        let receipts = receipts_config(&config, &regions);
+        assert_eq!(receipts.bucket, "RECEIPTS_east");
+        assert_eq!(receipts.history, 1);
+        assert_eq!(receipts.placement.unwrap().cluster.as_deref(), Some("east"));
     }
 }
