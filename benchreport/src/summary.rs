@@ -1,12 +1,15 @@
 //! The summary of `scripts/bench.sh`: reads the labelled result files of one benchmark run
-//! (`SCENARIO/SYSTEM`, e.g. `fanout/ours`, `fanout/nchan`), prints one markdown table with
-//! this system beside nginx + nchan and their ratio, the per-step details, and draws the
-//! fan-out latency percentiles against the delivered rate as an SVG.
+//! (`SCENARIO/SYSTEM`, e.g. `fanout/ours`, `fanout/reference`, `fanout/nchan`), prints one
+//! markdown table with this system beside the reference broadcast server
+//! (`bench/reference`, fan-out and idle memory only) and nginx + nchan, with the ratios
+//! and the issue's targets, the per-step details (fan-out p99 side by side, step by
+//! step), and draws the fan-out latency percentiles against the delivered rate as an SVG.
 //!
-//! Labels it knows: `idle/*`, `fanout/*`, `many/*` (`many-p1/ours`: the same with one
-//! partition), `ingest/*`, `100k/ours`, `likes-http/ours`, `likes-nats/ours`,
-//! `likes-batch/ours`, `likes-latency/ours`, `likes-batch-latency/ours`. Missing ones show
-//! as "—".
+//! Labels it knows: `idle/*`, `fanout/*` (`*` = `ours`, `reference`, `nchan`), `many/*`
+//! (`many-p1/ours`: the same with one partition), `ingest/*`, `100k/ours`,
+//! `likes-http/ours`, `likes-nats/ours`, `likes-batch/ours`, `likes-latency/ours`,
+//! `likes-batch-latency/ours`. Missing ones show as "—"; a blank cell is a scenario the
+//! reference server does not take part in.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +25,13 @@ use crate::{Error, Result};
 const SUSTAINED_P99_MS: f64 = 1000.0;
 /// Comment ingest counts a step while its p99 stays under this.
 const INGEST_P99_MS: f64 = 100.0;
+/// The issue's fan-out targets: no loss and p99 < 1 s up to this many deliveries/s …
+const TARGET_CLEAN_DELIVERIES: f64 = 5_000_000.0;
+/// … and p99 at most this many times the reference server's at these delivered rates.
+const TARGET_P99_VS_REFERENCE: f64 = 1.25;
+const TARGET_RATES: [f64; 3] = [100_000.0, 1_000_000.0, 3_000_000.0];
+/// The idle-memory target, bytes per viewer (2 KB).
+const TARGET_IDLE_BYTES: f64 = 2000.0;
 
 pub type Results = BTreeMap<String, Vec<Report>>;
 
@@ -68,7 +78,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
 }
 
 fn has_fanout(res: &Results) -> bool {
-    ["fanout/ours", "fanout/nchan"]
+    ["fanout/ours", "fanout/reference", "fanout/nchan"]
         .iter()
         .any(|l| get(res, l).iter().any(|r| r.viewers.latency.count > 0))
 }
@@ -107,14 +117,18 @@ fn loadgen_cpu(r: &Report) -> f64 {
     r.cpu_percent.iter().sum()
 }
 
-/// RSS growth of the processes that hold the viewers (`frontend*`, `nginx*`) per viewer
-/// connected at the window's start, KiB.
+/// RSS growth of the processes that hold the viewers (`frontend*`, `reference*`,
+/// `nginx*`) per viewer connected at the window's start, KiB.
 pub fn kib_per_viewer(r: &Report) -> Option<f64> {
     let viewers = r.viewers.connected_at_start;
     let holders: Vec<_> = r
         .server
         .iter()
-        .filter(|p| p.name.starts_with("frontend") || p.name.starts_with("nginx"))
+        .filter(|p| {
+            ["frontend", "reference", "nginx"]
+                .iter()
+                .any(|n| p.name.starts_with(n))
+        })
         .collect();
     if viewers == 0 || holders.is_empty() {
         return None;
@@ -170,10 +184,23 @@ pub fn best_ingest(steps: &[Report]) -> Option<&Report> {
         })
 }
 
-/// The window nearest to 100k deliveries/s, if one came within a factor of 2 of it.
-fn near_100k(steps: &[Report]) -> Option<&Report> {
-    nearest(steps, 100_000.0)
-        .filter(|r| (r.viewers.comments_per_sec / 100_000.0).ln().abs() < 2f64.ln())
+/// The window nearest to `rate` deliveries/s, if one came within a factor of 2 of it.
+fn near(steps: &[Report], rate: f64) -> Option<&Report> {
+    nearest(steps, rate).filter(|r| (r.viewers.comments_per_sec / rate).ln().abs() < 2f64.ln())
+}
+
+/// Deliveries per second a window offered: comments/s × viewers connected.
+fn offered_deliveries(r: &Report) -> f64 {
+    r.publish.offered_comments_per_sec * r.viewers.connected_at_start as f64
+}
+
+/// The step of `steps` that offered the same comments/s as `r` (the same step of another
+/// system in the same run).
+fn same_step<'a>(steps: &'a [Report], r: &Report) -> Option<&'a Report> {
+    let offered = r.publish.offered_comments_per_sec;
+    steps
+        .iter()
+        .find(|s| (s.publish.offered_comments_per_sec - offered).abs() <= 1e-6 * offered.max(1.0))
 }
 
 /// `1234567` → `1,234,567`.
@@ -258,101 +285,138 @@ fn markdown(res: &Results, note: &str) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| scenario | measure | this system | nginx + nchan | ratio |"
+        "| scenario | measure | this system | reference | nginx + nchan | ours / reference | ours / nchan |"
     );
-    let _ = writeln!(t, "|---|---|---|---|---|");
-    let mut row = |a: &str, b: &str, c: String, d: String, e: String| {
-        let _ = writeln!(t, "| {a} | {b} | {c} | {d} | {e} |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|---|");
+    // Three systems: (this system, reference, nchan, ours/reference, ours/nchan).
+    let rows = std::cell::RefCell::new(String::new());
+    let row3 = |a: &str, b: &str, c: String, r: String, d: String, er: String, e: String| {
+        let _ = writeln!(
+            rows.borrow_mut(),
+            "| {a} | {b} | {c} | {r} | {d} | {er} | {e} |"
+        );
+    };
+    // Scenarios without the reference server.
+    let row = |a: &str, b: &str, c: String, d: String, e: String| {
+        row3(a, b, c, String::new(), d, String::new(), e)
     };
 
     // Fan-out.
-    let (fo, fn_) = (get(res, "fanout/ours"), get(res, "fanout/nchan"));
-    if !fo.is_empty() || !fn_.is_empty() {
+    let (fo, fr, fn_) = (
+        get(res, "fanout/ours"),
+        get(res, "fanout/reference"),
+        get(res, "fanout/nchan"),
+    );
+    if !fo.is_empty() || !fr.is_empty() || !fn_.is_empty() {
         let viewers = fo
             .first()
+            .or(fr.first())
             .or(fn_.first())
             .map_or(0, |r| r.viewers.connected_at_start);
         let title = format!("fan-out: {} viewers, 1 video", thousands(viewers as f64));
-        let (bo, bn) = (best(fo), best(fn_));
+        let (bo, br, bn) = (best(fo), best(fr), best(fn_));
         let rate = |r: Option<&Report>| r.map(|r| r.viewers.comments_per_sec);
-        row(
+        let each = |f: &dyn Fn(&Report) -> String| {
+            (or_dash(bo.map(f)), or_dash(br.map(f)), or_dash(bn.map(f)))
+        };
+        let (c, r, d) = each(&|r| thousands(r.viewers.comments_per_sec));
+        row3(
             &title,
-            "most deliveries/s with no loss and p99 < 1 s",
-            or_dash(bo.map(|r| thousands(r.viewers.comments_per_sec))),
-            or_dash(bn.map(|r| thousands(r.viewers.comments_per_sec))),
+            &format!(
+                "most deliveries/s with no loss and p99 < 1 s (target ≥ {})",
+                thousands(TARGET_CLEAN_DELIVERIES)
+            ),
+            c,
+            r,
+            d,
+            ratio(rate(bo), rate(br)),
             ratio(rate(bo), rate(bn)),
         );
-        row(
+        let (c, r, d) = each(&|r| pcts(&r.viewers.latency));
+        row3(
             "",
             "p50 / p90 / p99 there, ms",
-            or_dash(bo.map(|r| pcts(&r.viewers.latency))),
-            or_dash(bn.map(|r| pcts(&r.viewers.latency))),
+            c,
+            r,
+            d,
+            "".into(),
             "".into(),
         );
-        row(
+        let (c, r, d) = each(&cpu_text);
+        row3(
             "",
             "server CPU there, % of a core",
-            or_dash(bo.map(cpu_text)),
-            or_dash(bn.map(cpu_text)),
+            c,
+            r,
+            d,
+            "".into(),
             "".into(),
         );
         let stop = |s: &[Report]| {
             s.last().map(|r| {
+                let offered = thousands(offered_deliveries(r));
                 if r.stop_reason.is_empty() {
-                    format!(
-                        "none up to {}/s",
-                        thousands(
-                            r.publish.offered_comments_per_sec
-                                * r.viewers.connected_at_start as f64
-                        )
-                    )
+                    format!("none up to {offered}/s")
                 } else {
-                    format!(
-                        "{} at {} deliveries/s offered",
-                        r.stop_reason,
-                        thousands(
-                            r.publish.offered_comments_per_sec
-                                * r.viewers.connected_at_start as f64
-                        )
-                    )
+                    format!("{} at {offered} deliveries/s offered", r.stop_reason)
                 }
             })
         };
-        row(
+        row3(
             "",
             "what ended the steps",
             or_dash(stop(fo)),
+            or_dash(stop(fr)),
             or_dash(stop(fn_)),
             "".into(),
+            "".into(),
         );
-        // Only where a step came within a factor of 2 of it.
-        let (no, nn) = (near_100k(fo), near_100k(fn_));
+        // At the issue's rates, only where a step came within a factor of 2 of it.
         let p99 = |r: Option<&Report>| r.map(|r| r.viewers.latency.p99_ms);
-        if no.is_some() || nn.is_some() {
-            row(
-                "fan-out at ~100k deliveries/s",
+        let at = |r: &Report| {
+            format!(
+                "{}; {}",
+                thousands(r.viewers.comments_per_sec),
+                pcts(&r.viewers.latency)
+            )
+        };
+        for target in TARGET_RATES {
+            let (no, nr, nn) = (near(fo, target), near(fr, target), near(fn_, target));
+            if no.is_none() && nr.is_none() && nn.is_none() {
+                continue;
+            }
+            // Ours against the reference's same step (the same offered rate).
+            let vs_ref = match no.and_then(|o| same_step(fr, o)) {
+                Some(r) if r.viewers.latency.count > 0 => {
+                    let x = no.map_or(0.0, |o| o.viewers.latency.p99_ms) / r.viewers.latency.p99_ms;
+                    let verdict = if x <= TARGET_P99_VS_REFERENCE {
+                        "met"
+                    } else {
+                        "not met"
+                    };
+                    format!(
+                        "p99 {} (same step; target ≤ {TARGET_P99_VS_REFERENCE}×: {verdict})",
+                        ratio(Some(x), Some(1.0))
+                    )
+                }
+                _ => "—".into(),
+            };
+            row3(
+                &format!("fan-out at ~{} deliveries/s", thousands(target)),
                 "delivered/s; p50 / p90 / p99, ms",
-                or_dash(no.map(|r| {
-                    format!(
-                        "{}; {}",
-                        thousands(r.viewers.comments_per_sec),
-                        pcts(&r.viewers.latency)
-                    )
-                })),
-                or_dash(nn.map(|r| {
-                    format!(
-                        "{}; {}",
-                        thousands(r.viewers.comments_per_sec),
-                        pcts(&r.viewers.latency)
-                    )
-                })),
+                or_dash(no.map(at)),
+                or_dash(nr.map(at)),
+                or_dash(nn.map(at)),
+                vs_ref,
                 format!("p99 {}", ratio(p99(no), p99(nn))),
             );
-            row(
+            row3(
                 "",
                 "server CPU there, % of a core",
                 or_dash(no.map(cpu_text)),
+                or_dash(nr.map(cpu_text)),
                 or_dash(nn.map(cpu_text)),
+                ratio(no.map(server_cpu), nr.map(server_cpu)),
                 ratio(no.map(server_cpu), nn.map(server_cpu)),
             );
         }
@@ -444,18 +508,35 @@ fn markdown(res: &Results, note: &str) -> String {
     }
 
     // Idle memory.
-    let (io, in_) = (get(res, "idle/ours").last(), get(res, "idle/nchan").last());
-    if io.is_some() || in_.is_some() {
-        let any = io.or(in_).expect("one of them");
-        let (ko, kn) = (io.and_then(kib_per_viewer), in_.and_then(kib_per_viewer));
-        row(
+    let (io, ir, in_) = (
+        get(res, "idle/ours").last(),
+        get(res, "idle/reference").last(),
+        get(res, "idle/nchan").last(),
+    );
+    if io.is_some() || ir.is_some() || in_.is_some() {
+        let any = io.or(ir).or(in_).expect("one of them");
+        let kib = |r: Option<&Report>| r.and_then(kib_per_viewer);
+        let (ko, kr, kn) = (kib(io), kib(ir), kib(in_));
+        let text = |k: Option<f64>| or_dash(k.map(|k| format!("{k:.2}")));
+        let target = TARGET_IDLE_BYTES / 1024.0;
+        let verdict = match ko {
+            Some(k) if k <= target => " (target met)",
+            Some(_) => " (target not met)",
+            None => "",
+        };
+        row3(
             &format!(
                 "idle memory: {} viewers",
                 thousands(any.viewers.connected_at_start as f64)
             ),
-            "RSS growth per viewer, KiB (frontend; nginx workers)",
-            or_dash(ko.map(|k| format!("{k:.2}"))),
-            or_dash(kn.map(|k| format!("{k:.2}"))),
+            &format!(
+                "RSS growth per viewer, KiB (frontend; reference; nginx workers); target ≤ {} B = {target:.2} KiB",
+                TARGET_IDLE_BYTES
+            ),
+            format!("{}{verdict}", text(ko)),
+            text(kr),
+            text(kn),
+            ratio(ko, kr),
             ratio(ko, kn),
         );
     }
@@ -589,15 +670,78 @@ fn markdown(res: &Results, note: &str) -> String {
         );
     }
 
+    // The main table is complete: from here on, the per-step tables.
+    t.push_str(&rows.into_inner());
+
     // Steps.
-    if !fo.is_empty() || !fn_.is_empty() {
+    if !fo.is_empty() || !fr.is_empty() || !fn_.is_empty() {
+        let _ = writeln!(
+            t,
+            "\nFan-out p99 step by step (the same offered rate for each system):\n"
+        );
+        let _ = writeln!(
+            t,
+            "| comments/s offered | deliveries/s offered | this system: delivered/s; p99 ms | reference | nginx + nchan | ours / reference p99 | ours / nchan p99 |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|");
+        // Every offered rate any system ran, in order.
+        let mut offered: Vec<&Report> = Vec::new();
+        for r in fo.iter().chain(fr).chain(fn_) {
+            if !offered
+                .iter()
+                .any(|o| same_step(std::slice::from_ref(*o), r).is_some())
+            {
+                offered.push(r);
+            }
+        }
+        offered.sort_by(|a, b| {
+            a.publish
+                .offered_comments_per_sec
+                .total_cmp(&b.publish.offered_comments_per_sec)
+        });
+        for o in offered {
+            let (so, sr, sn) = (same_step(fo, o), same_step(fr, o), same_step(fn_, o));
+            let cell = |r: Option<&Report>| {
+                or_dash(r.map(|r| {
+                    let lost = if r.loss.lost > 0 {
+                        format!(", lost {}", loss_text(r))
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{}; {}{lost}",
+                        thousands(r.viewers.comments_per_sec),
+                        ms(r.viewers.latency.p99_ms)
+                    )
+                }))
+            };
+            let p99 = |r: Option<&Report>| {
+                r.filter(|r| r.viewers.latency.count > 0)
+                    .map(|r| r.viewers.latency.p99_ms)
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                thousands(o.publish.offered_comments_per_sec),
+                thousands(offered_deliveries(o)),
+                cell(so),
+                cell(sr),
+                cell(sn),
+                ratio(p99(so), p99(sr)),
+                ratio(p99(so), p99(sn)),
+            );
+        }
         let _ = writeln!(t, "\nFan-out steps:\n");
         let _ = writeln!(
             t,
             "| system | comments/s offered | delivered/s | p50 ms | p90 ms | p99 ms | lost | server CPU | loadgen CPU | other CPU |"
         );
         let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|");
-        for (name, steps) in [("this system", fo), ("nginx + nchan", fn_)] {
+        for (name, steps) in [
+            ("this system", fo),
+            ("reference", fr),
+            ("nginx + nchan", fn_),
+        ] {
             for r in steps {
                 let l = &r.viewers.latency;
                 let _ = writeln!(
@@ -693,6 +837,11 @@ fn plot(res: &Results, path: &Path) -> Result<()> {
             "this system",
             RGBColor(31, 119, 180),
             get(res, "fanout/ours"),
+        ),
+        (
+            "reference",
+            RGBColor(44, 160, 44),
+            get(res, "fanout/reference"),
         ),
         (
             "nginx + nchan",
@@ -844,18 +993,84 @@ mod tests {
         std::fs::write(dir.join("fanout-ours.json"), ours).unwrap();
         let nchan = serde_json::to_string(&step("fanout/nchan", 0, 1000.0, 80.0, 0)).unwrap();
         std::fs::write(dir.join("fanout-nchan.json"), nchan).unwrap();
+        // The reference: the same first two steps, at half ours' p99; a third at 100k/s.
+        let mut reference = String::new();
+        for (i, (d, p99)) in [(1000.0, 10.0), (2000.0, 20.0), (100_000.0, 50.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut r = step("fanout/reference", i as u32, d, p99, 0);
+            r.server[0].name = "reference".into();
+            reference += &serde_json::to_string(&r).unwrap();
+            reference.push('\n');
+        }
+        std::fs::write(dir.join("fanout-reference.json"), reference).unwrap();
         let idle = serde_json::to_string(&step("idle/ours", 0, 0.0, 0.0, 0)).unwrap();
         std::fs::write(dir.join("idle-ours.json"), idle).unwrap();
+        let mut idle_ref = step("idle/reference", 0, 0.0, 0.0, 0);
+        idle_ref.server[0].name = "reference".into();
+        idle_ref.server[0].rss_window_kb = 1100; // 100 KiB over 100 viewers
+        let idle_ref = serde_json::to_string(&idle_ref).unwrap();
+        std::fs::write(dir.join("idle-reference.json"), idle_ref).unwrap();
         let res = load(&dir).unwrap();
         let md = markdown(&res, "note");
-        // The best sustained step of ours is 2000/s, nchan's 1000/s.
-        assert!(md.contains("| 2,000 | 1,000 | 2.00× |"), "{md}");
-        assert!(md.contains("| 3.00 |"), "{md}"); // 300 KiB over 100 viewers
+        // The best sustained step: ours 2000/s, the reference 100k/s, nchan 1000/s.
+        assert!(
+            md.contains("| 2,000 | 100,000 | 1,000 | 0.02× | 2.00× |"),
+            "{md}"
+        );
+        // 300 KiB over 100 viewers, against the reference's 100 KiB.
+        assert!(
+            md.contains("| 3.00 (target not met) | 1.00 | — | 3.00× | — |"),
+            "{md}"
+        );
+        // Step by step: ours' p99 against the reference's at the same offered rate.
+        assert!(
+            md.contains("| 20 | 2,000 | 2,000; 40.0 | 2,000; 20.0 | — | 2.00× | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1,000 | 100,000 | — | 100,000; 50.0 | — | — | — |"),
+            "{md}"
+        );
+        // At ~100k deliveries/s only the reference has a step: no ratio.
+        assert!(md.contains("| fan-out at ~100,000 deliveries/s |"), "{md}");
         let svg = dir.join("plot.svg");
         plot(&res, &svg).unwrap();
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.contains("nginx + nchan p99"));
+        assert!(text.contains("reference p99"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn p99_against_the_reference_at_the_issue_rates() {
+        let mut res = Results::new();
+        // 1M and 3M deliveries/s, the same steps: 1.1× (met), then 2× (not met).
+        res.insert(
+            "fanout/ours".into(),
+            vec![
+                step("fanout/ours", 0, 1_000_000.0, 55.0, 0),
+                step("fanout/ours", 1, 3_000_000.0, 200.0, 0),
+            ],
+        );
+        res.insert(
+            "fanout/reference".into(),
+            vec![
+                step("fanout/reference", 0, 1_000_000.0, 50.0, 0),
+                step("fanout/reference", 1, 3_000_000.0, 100.0, 0),
+            ],
+        );
+        let md = markdown(&res, "");
+        let line = |rate: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| fan-out at ~{rate} deliveries/s")))
+                .unwrap_or_else(|| panic!("no row for {rate}: {md}"))
+                .to_owned()
+        };
+        assert!(line("1,000,000").contains("p99 1.10× (same step; target ≤ 1.25×: met)"));
+        assert!(line("3,000,000").contains("p99 2.00× (same step; target ≤ 1.25×: not met)"));
+        assert!(!md.contains("~100,000 deliveries/s"), "{md}");
     }
 
     fn tempdir() -> std::path::PathBuf {
