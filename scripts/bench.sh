@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The benchmark scenarios, this system side by side with nginx + nchan, in one run:
-# prints one markdown table and writes a plot (latency percentiles against delivered
-# comments/s). Everything runs on loopback, on free ports, under .run/bench/ (git-ignored);
-# every process it starts is stopped at the end, by pid.
+# The benchmark scenarios, this system side by side with nginx + nchan, in one run (fan-out
+# and idle memory also with the reference broadcast server of bench/reference, the
+# ceiling): prints one markdown table and writes a plot (latency percentiles against
+# delivered comments/s). Everything runs on loopback, on free ports, under .run/bench/
+# (git-ignored); every process it starts is stopped at the end, by pid.
 #
 #   scripts/bench.sh                  idle memory, fan-out, many videos (also with 1 partition),
 #                                     comment ingest, likes ingest (single and batched), and
 #                                     the capacity table from what was measured
-#   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 1 min)
+#   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 2 min)
 #   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
 #                                     $BENCH_100K_COMMENTS comments/s, 500, and
 #                                     $BENCH_100K_LIKES likes/s, 1000)
@@ -32,7 +33,7 @@ for arg in "$@"; do
     --with-100k) with100k=true ;;
     --only=*) only="${arg#--only=}" ;;
     --only) only="__next__" ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *)
       if [ "$only" = "__next__" ]; then only="$arg"
       else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
@@ -92,7 +93,8 @@ if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; then
 fi
 NATS_SERVER_BIN="$(scripts/lib/nats-server.sh)"
 echo "building (release)"
-cargo build --release --quiet --bin frontend --bin publisher --bin loadgen --bin benchreport
+cargo build --release --quiet --bin frontend --bin publisher --bin loadgen --bin benchreport \
+  --bin reference
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 LG="$bin/loadgen"
 BR="$bin/benchreport"   # the table, the plot and the capacity model
@@ -198,6 +200,16 @@ for _ in $(seq 1 100); do
 done
 [[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
 ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+# The reference broadcast server (bench/reference): for fan-out and idle memory only.
+ref_url="(not started)"
+if want fanout || want idle; then
+  ref_port=$(free_port)
+  "$bin/reference" --listen "127.0.0.1:$ref_port" >"$logs/reference.log" 2>&1 &
+  ref_pid=$!; pids+=("$ref_pid")
+  ref_url="http://127.0.0.1:$ref_port"
+  wait_http "$ref_url/healthz"
+  ref_pids="reference:$ref_pid"
+fi
 nchan_pids=""; k=0
 for w in $ng_workers; do k=$((k+1)); nchan_pids+="${nchan_pids:+,}nginx-worker$k:$w"; done
 
@@ -207,7 +219,7 @@ mem_gib=$(awk '/MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)
 nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
 nats_v=$("$NATS_SERVER_BIN" --version | sed 's/.*v//')
-echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
+echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; reference $ref_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
 echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB, load average $(cut -d' ' -f1-3 /proc/loadavg); shared: loadgen runs on the same cores"
 
 ok=true
@@ -226,11 +238,18 @@ ours_view=(--frontend "$ours_url")
 nchan_view=(--target nchan --frontend "$ng_url")
 ours_pub=(--publisher "$pub_url" --via http)
 nchan_pub=(--publisher "$ng_url" --via nchan)
+# The reference serves our viewer path and takes nchan-style POSTs.
+ref_view=(--frontend "$ref_url")
+ref_pub=(--publisher "$ref_url" --via nchan)
 
 # --- idle memory -------------------------------------------------------------------------
 if want idle; then
-  for sys in ours nchan; do
-    if [ $sys = ours ]; then view=("${ours_view[@]}"); sp=$ours_pids; else view=("${nchan_view[@]}"); sp=$nchan_pids; fi
+  for sys in ours reference nchan; do
+    case $sys in
+      ours) view=("${ours_view[@]}"); sp=$ours_pids ;;
+      reference) view=("${ref_view[@]}"); sp=$ref_pids ;;
+      nchan) view=("${nchan_view[@]}"); sp=$nchan_pids ;;
+    esac
     scenario "idle memory ($sys): $VIEWERS viewers of one video" "$logs/idle-$sys.log" \
       "$LG" viewers --label "idle/$sys" --videos 1 --video-prefix "idle$sys" \
       --viewers "$VIEWERS" --connect-rate "$CONNECT_RATE" --warmup "$WARMUP" --duration 2s \
@@ -240,9 +259,12 @@ fi
 
 # --- fan-out -----------------------------------------------------------------------------
 if want fanout; then
-  for sys in ours nchan; do
-    if [ $sys = ours ]; then view=("${ours_view[@]}"); pub=("${ours_pub[@]}"); sp=$ours_pids
-    else view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids; fi
+  for sys in ours reference nchan; do
+    case $sys in
+      ours) view=("${ours_view[@]}"); pub=("${ours_pub[@]}"); sp=$ours_pids ;;
+      reference) view=("${ref_view[@]}"); pub=("${ref_pub[@]}"); sp=$ref_pids ;;
+      nchan) view=("${nchan_view[@]}"); pub=("${nchan_pub[@]}"); sp=$nchan_pids ;;
+    esac
     scenario "fan-out ($sys): $VIEWERS viewers of one video, comments/s $FANOUT_STEPS, $STEP each" \
       "$logs/fanout-$sys.log" \
       "$LG" run --label "fanout/$sys" --videos 1 --video-prefix "fan$sys" \
@@ -388,7 +410,7 @@ fi
 
 # --- the table and the plot --------------------------------------------------------------
 cmd="scripts/bench.sh${*:+ $*}"
-note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always). Command: \`$cmd\`."
+note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always); reference = bench/reference (tokio broadcast, no NATS, no storage; latency from loadgen's send, like nchan's; ours from the publisher's acceptance, before the durable write). Command: \`$cmd\`."
 echo
 "$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
 plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
