@@ -99,26 +99,39 @@ async fn snapshot(
     region: &str,
     conversation: &str,
 ) -> (ReadReceipts, usize) {
-    let region = Region::parse(region).unwrap();
-    let c = conv(conversation);
+    let mut receipts = ReadReceipts::new(conv(conversation));
+    let n = read_into(&mut receipts, client, region, region).await;
+    (receipts, n)
+}
+
+/// Applies `origin`'s receipts of the conversation, as read in region `here` (from its
+/// own bucket, or from here's mirror of origin's), to `receipts`; how many entries.
+async fn read_into(
+    receipts: &mut ReadReceipts,
+    client: &async_nats::Client,
+    origin: &str,
+    here: &str,
+) -> usize {
+    let (origin, here) = (Region::parse(origin).unwrap(), Region::parse(here).unwrap());
+    let c = receipts.conversation().clone();
+    let stream = subjects::readable_stream(subjects::receipts_stream(&origin), &origin, &here);
     let stored = live_common::direct::read(
         client,
         "$JS.API",
-        &subjects::receipts_stream(&region),
-        &subjects::receipts_of(&region, &c),
+        &stream,
+        &subjects::receipts_of(&origin, &c),
         0,
         u64::MAX,
         10_000,
     )
     .await
-    .expect("direct read of the receipts");
-    let mut receipts = ReadReceipts::new(c);
+    .unwrap_or_default();
     for m in &stored {
         receipts
             .apply_stored(&m.subject, m.seq, &m.payload)
             .expect("a valid entry");
     }
-    (receipts, stored.len())
+    stored.len()
 }
 
 async fn stored_receipts(client: &async_nats::Client) -> u64 {
@@ -807,5 +820,106 @@ async fn latency_from_request_to_a_nats_subscriber() {
     println!(
         "read,   NATS ingest -> NATS subscriber: {}",
         percentiles(reads_nats)
+    );
+}
+
+// --- Two regions ------------------------------------------------------------------
+
+/// East and west (one node each, joined by gateways), a publisher in each: a typing
+/// indicator and a read receipt posted in east reach a subscriber in west through the
+/// gateway (by interest), west's mirror of east's receipts bucket has the receipt, and a
+/// reader in west merges both regions' buckets into one snapshot.
+#[tokio::test]
+async fn typing_and_receipts_cross_regions() {
+    let sc = testkit::Supercluster::builder(&["east", "west"])
+        .start()
+        .await;
+    let regions = vec!["east".to_owned(), "west".to_owned()];
+    let publisher_in = |region: &'static str| {
+        let (urls, regions) = (sc.region(region).urls(), regions.clone());
+        async move {
+            e2e::publisher_at(&urls, move |c| {
+                c.region = region.into();
+                c.regions = regions;
+            })
+            .await
+        }
+    };
+    let east = publisher_in("east").await;
+    let west = publisher_in("west").await;
+    let reader = async_nats::connect(sc.region("west").urls()).await.unwrap();
+    let mut live = reader
+        .subscribe(subjects::conversation_live_all(&conv("c1")))
+        .await
+        .unwrap();
+    reader.flush().await.unwrap();
+    let http = reqwest::Client::new();
+
+    // The subscription's interest reaches east within moments: until then an event
+    // stays in east. A new user each time, so each request publishes.
+    let mut crossed = None;
+    for i in 0..100 {
+        let user = format!("typist{i}");
+        let (status, _, _) =
+            post(&http, &typing_url(&east, "c1"), None, json!({"user": user})).await;
+        assert_eq!(status, 202);
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), live.next()).await {
+            crossed = Some(m);
+            break;
+        }
+    }
+    let m = crossed.expect("a typing event from east reached west");
+    assert!(
+        m.subject.as_str().starts_with("conv.v1.east.c1.typing"),
+        "{}",
+        m.subject
+    );
+
+    let (status, _, body) = post(
+        &http,
+        &read_url(&east, "c1"),
+        None,
+        json!({"user": "alice", "message": "m1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let m = loop {
+        let m = tokio::time::timeout(T, live.next()).await.unwrap().unwrap();
+        if m.subject.as_str().ends_with(".read") {
+            break m;
+        }
+    };
+    assert_eq!(m.subject.as_str(), "conv.v1.east.c1.read");
+    let r = v1::ReadReceipt::decode(m.payload).unwrap();
+    assert_eq!(
+        (r.region.as_str(), r.revision),
+        ("east", body["revision"].as_u64().unwrap())
+    );
+
+    let (status, _, _) = post(
+        &http,
+        &read_url(&west, "c1"),
+        None,
+        json!({"user": "bob", "message": "m2"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // A reader in west: its own bucket and its mirror of east's (which may lag).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let merged = loop {
+        let mut receipts = ReadReceipts::new(conv("c1"));
+        read_into(&mut receipts, &reader, "east", "west").await;
+        read_into(&mut receipts, &reader, "west", "west").await;
+        if receipts.len() == 2 || Instant::now() > deadline {
+            break receipts.snapshot();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        merged,
+        [("alice", "m1"), ("bob", "m2")]
+            .map(|(u, m)| (u.to_owned(), m.to_owned()))
+            .into()
     );
 }

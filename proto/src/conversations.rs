@@ -62,9 +62,14 @@ impl ReadReceipts {
         }
     }
 
-    /// Applies a receipt; `true` if it is now the user's latest (a reader then sends
-    /// `read`). A receipt of another conversation, or with a bad user or message id, is
-    /// refused.
+    /// The conversation these receipts are of.
+    pub fn conversation(&self) -> &ConversationId {
+        &self.conversation
+    }
+
+    /// Applies a receipt; `true` if the user's latest message changed (a reader then
+    /// sends `read`; a newer receipt of the same message is kept, quietly). A receipt of
+    /// another conversation, or with a bad user or message id, is refused.
     pub fn apply(&mut self, receipt: v1::ReadReceipt) -> Result<bool, ReceiptError> {
         if receipt.conversation != self.conversation.as_str()
             || MessageId::parse(&receipt.message).is_err()
@@ -72,13 +77,13 @@ impl ReadReceipts {
             return Err(ReceiptError::Mismatch);
         }
         let user = UserId::parse(&receipt.user).map_err(|_| ReceiptError::Mismatch)?;
-        match self.latest.get(&user) {
-            Some(current) if !is_newer(&receipt, current) => Ok(false),
-            _ => {
-                self.latest.insert(user, receipt);
-                Ok(true)
-            }
-        }
+        let changed = match self.latest.get(&user) {
+            Some(current) if !is_newer(&receipt, current) => return Ok(false),
+            Some(current) => current.message != receipt.message,
+            None => true,
+        };
+        self.latest.insert(user, receipt);
+        Ok(changed)
     }
 
     /// Applies a KV entry as stored: `subject` `$KV.RECEIPTS_{region}.{conversation}.{user}`,
@@ -170,6 +175,10 @@ mod tests {
             assert_eq!(r.apply_live(&live), Ok(expect), "revision {rev}");
         }
         assert_eq!(r.snapshot(), BTreeMap::from([("bob".into(), "m9".into())]));
+        // The same message again (a retried receipt): newer, but nothing to send.
+        let again = receipt("bob", "m9", 950, "east", 10);
+        assert_eq!(r.apply(again), Ok(false));
+        assert_eq!(r.get(&UserId::parse("bob").unwrap()).unwrap().revision, 10);
     }
 
     #[test]
