@@ -70,8 +70,12 @@ pub fn moderation_stream(region: &Region) -> String {
     format!("KV_MODERATION_{region}")
 }
 
-/// Every key of every region's moderation bucket, as published (`$KV.{bucket}.{key}`).
-pub const MODERATION_ALL: &str = "$KV.MODERATION_*.>";
+/// Every key of a region's moderation bucket, as published (`$KV.{bucket}.{key}`). One
+/// subscription per region: NATS wildcards match whole tokens only, so
+/// `$KV.MODERATION_*.>` would match no subject at all.
+pub fn moderation_all(region: &Region) -> String {
+    format!("$KV.{}.>", moderation_bucket(region))
+}
 
 /// The key of a ban of `user` on `video`.
 pub fn ban_key(video: &VideoId, user: &crate::UserId) -> String {
@@ -569,7 +573,7 @@ mod tests {
             likes_all(&east, p),
             "store.v1.*.*.*.comment".into(),
             "likes.v1.*.*.*".into(),
-            MODERATION_ALL.into(),
+            moderation_all(&east),
         ];
         let ours = [
             conversation_live(&east, &c, ConversationEvent::Typing),

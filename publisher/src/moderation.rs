@@ -19,7 +19,7 @@
 //! setting survives restarts and reaches every region, and a region keeps enforcing what
 //! it knows while cut off. Each publisher holds every region's settings in memory:
 //! read from the buckets and mirrors at start and every [`RELOAD`], and updated at once
-//! from a subscription to the buckets' subjects (`$KV.MODERATION_*.>`), which reaches
+//! from a subscription to each region's bucket subjects (`$KV.MODERATION_{region}.>`), which reaches
 //! every region's publishers through the gateways. Across regions, the setting with the
 //! latest `at_ms` wins, so a ban set in one region can be lifted from another.
 //!
@@ -391,7 +391,7 @@ impl Moderation {
     pub async fn follow(&self, stopped: impl std::future::Future<Output = ()>) {
         tokio::pin!(stopped);
         let mut sub = loop {
-            match self.client.subscribe(subjects::MODERATION_ALL).await {
+            match self.subscribe_all().await {
                 Ok(sub) => break sub,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot follow moderation settings; retrying");
@@ -414,7 +414,25 @@ impl Moderation {
                 },
             }
         }
-        let _ = sub.unsubscribe().await;
+        for sub in sub.iter_mut() {
+            let _ = sub.unsubscribe().await;
+        }
+    }
+
+    /// One subscription per region's bucket (`$KV.MODERATION_{region}.>`), merged.
+    async fn subscribe_all(
+        &self,
+    ) -> Result<futures::stream::SelectAll<async_nats::Subscriber>, async_nats::SubscribeError>
+    {
+        let mut all = Vec::new();
+        for region in self.regions.all() {
+            all.push(
+                self.client
+                    .subscribe(subjects::moderation_all(region))
+                    .await?,
+            );
+        }
+        Ok(futures::stream::select_all(all))
     }
 
     /// Reads every region's settings.
