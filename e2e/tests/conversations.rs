@@ -716,11 +716,14 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 }
 
 /// Sequential requests, each timed from just before the POST (or NATS request) to the
-/// moment a NATS subscriber of the conversation has the event.
+/// moment a NATS subscriber of the conversation has the event; JetStream fsyncs every
+/// write (`sync_interval: always`, as in `nats/local.conf`).
 #[tokio::test]
 async fn latency_from_request_to_a_nats_subscriber() {
     const N: usize = 1000;
-    let nats = NatsServer::start();
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(conf.path(), "jetstream {\n  sync_interval: always\n}\n").unwrap();
+    let nats = NatsServer::start_with(&["-c", conf.path().to_str().unwrap()]);
     let p = publisher(&nats, |c| c.no_rate_limit = true).await;
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut sub = client

@@ -188,7 +188,7 @@ impl Conversations {
     ) -> Result<(), RefusedError> {
         match limiter {
             Some(l) => l.check(user, conversation).map_err(|refused| {
-                metrics::counter!("publisher_rate_limited_total", "scope" => refused.scope.as_str(), "action" => action)
+                metrics::counter!("publisher_conversation_rate_limited_total", "action" => action)
                     .increment(1);
                 RefusedError::RateLimited {
                     retry_after_secs: refused.retry_after_secs,
