@@ -32,6 +32,8 @@ const TARGET_P99_VS_REFERENCE: f64 = 1.25;
 const TARGET_RATES: [f64; 3] = [100_000.0, 1_000_000.0, 3_000_000.0];
 /// The idle-memory target, bytes per viewer (2 KB).
 const TARGET_IDLE_BYTES: f64 = 2000.0;
+/// A window where other work took at least this much CPU (% of one core) is marked.
+const NOISY_OTHER_CPU: f64 = 50.0;
 
 pub type Results = BTreeMap<String, Vec<Report>>;
 
@@ -708,8 +710,13 @@ fn markdown(res: &Results, note: &str) -> String {
                     } else {
                         String::new()
                     };
+                    let noisy = if other_cpu(r) >= NOISY_OTHER_CPU {
+                        " †"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "{}; {}{lost}",
+                        "{}; {}{lost}{noisy}",
                         thousands(r.viewers.comments_per_sec),
                         ms(r.viewers.latency.p99_ms)
                     )
@@ -731,6 +738,10 @@ fn markdown(res: &Results, note: &str) -> String {
                 ratio(p99(so), p99(sn)),
             );
         }
+        let _ = writeln!(
+            t,
+            "\n† other work (neither the servers nor loadgen) took ≥ {NOISY_OTHER_CPU:.0} % of a core during that window: compare those with care."
+        );
         let _ = writeln!(t, "\nFan-out steps:\n");
         let _ = writeln!(
             t,
@@ -1033,6 +1044,12 @@ mod tests {
             md.contains("| 1,000 | 100,000 | — | 100,000; 50.0 | — | — | — |"),
             "{md}"
         );
+        // A window with other work beside it is marked.
+        let mut noisy = step("fanout/ours", 0, 1000.0, 20.0, 0);
+        noisy.machine_cpu_percent = 200.0;
+        let mut res2 = Results::new();
+        res2.insert("fanout/ours".into(), vec![noisy]);
+        assert!(markdown(&res2, "").contains("| 1,000; 20.0 † |"));
         // At ~100k deliveries/s only the reference has a step: no ratio.
         assert!(md.contains("| fan-out at ~100,000 deliveries/s |"), "{md}");
         let svg = dir.join("plot.svg");
