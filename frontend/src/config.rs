@@ -111,10 +111,20 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// How long this node's viewer counts count at the other nodes without a refresh
-    /// (refreshed every third of it): a node that dies drops out of the sum after this.
+    /// How long this node's viewer counts, and the members it says are online, count at
+    /// the other nodes without a refresh (refreshed every third of it): a node that dies
+    /// drops out after this.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub presence_ttl: Duration,
+
+    /// A member whose last connection closed is announced offline only after this with
+    /// none (a reconnect within it shows nothing).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub presence_grace: Duration,
+
+    /// Most topics one `/v1/stream` connection may watch.
+    #[arg(long, default_value_t = live_proto::topics::DEFAULT_MAX_TOPICS)]
+    pub max_topics: usize,
 
     /// Origins of pages that may open streams and call this frontend from a browser
     /// (CORS), comma separated (`https://www.example.com,https://app.example.com`:
@@ -170,6 +180,9 @@ impl Config {
         cli::at_least("presence-ttl", self.presence_ttl, Duration::from_secs(1))?;
         if self.viewer_queue == 0 {
             return Err(ConfigError::new("viewer-queue", "must be at least 1"));
+        }
+        if self.max_topics == 0 {
+            return Err(ConfigError::new("max-topics", "must be at least 1"));
         }
         if self.max_replay == 0 {
             return Err(ConfigError::new("max-replay", "must be at least 1"));

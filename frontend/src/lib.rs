@@ -5,7 +5,8 @@
 //! - [`config`]: flags and environment, validated before any port is bound.
 //! - [`node`]: what every room and viewer needs — NATS, history, regions, identity,
 //!   timings.
-//! - [`registry`]: the table video → room; it spawns rooms, rooms never see it.
+//! - [`registry`]: the tables of rooms (videos, conversations, watched members); it
+//!   spawns rooms, rooms never see it.
 //! - [`room`]: one video on this node — the handle viewers join, and its task (the
 //!   subscription, gap detection, likes, viewer counts, heartbeats); its pure parts:
 //!   [`room::sequencer`] (deliver / hold back / read / duplicate, per region),
@@ -16,13 +17,26 @@
 //! - [`http`]: the routes and [`http::Events::open`], the one check of a stream
 //!   request; [`http::fast_path`] the server (viewer streams written straight to the
 //!   socket, the rest via axum); [`http::response`] renders every answer of both.
+//! - [`conversation`]: one conversation on this node — typing passed through, read
+//!   receipts (snapshot + live, never backwards); [`presence`]: members online, said
+//!   by each node ([`presence::Announcer`]) and followed per watched member
+//!   ([`presence::PresenceRoom`]), with their pure parts; [`hub`] and [`occupancy`]:
+//!   what every topic's room has.
+//! - [`connection`]: one device's `/v1/stream` — many topics on one stream, changed
+//!   from any node through [`connection::control`]; its `Last-Event-ID` in
+//!   [`connection::cursor`].
 //! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
 //!   [`stats`]: hot-path metric handles.
 
 pub mod config;
+pub mod connection;
+pub mod conversation;
 pub mod cursor;
 pub mod http;
+pub mod hub;
 pub mod node;
+pub mod occupancy;
+pub mod presence;
 pub mod registry;
 pub mod room;
 pub mod sse;
@@ -97,10 +111,14 @@ pub async fn run(
         node::Settings::from(&config),
         resets,
     );
-    let registry = registry::Registry::new(node.clone());
+    let registry = registry::Registry::new(node.clone(), config.presence_grace);
+    let connections = connection::control::Connections::new();
+    node.tasks.spawn(connections.clone().serve(node.clone()));
 
     let events = http::Events {
         registry: registry.clone(),
+        connections,
+        max_topics: config.max_topics,
         stopping,
         verifier,
         cors: config.cors()?,

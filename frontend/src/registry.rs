@@ -1,23 +1,100 @@
-//! The node's table of rooms (video → [`Room`]) and its count of viewers.
+//! The node's tables of rooms — videos, conversations, watched members — and its count
+//! of viewers.
 //!
-//! The first viewer of a video creates its room and spawns the room's task (and so the
-//! node's one subscription for it); a [`Membership`] counts a viewer in and, dropped,
-//! out. The task hands the room back through the release callback it was given: rooms
-//! never see the table. The table is a std mutex: joins and removals are map operations
+//! The first stream of a topic creates its room and spawns the room's task (and so the
+//! node's one subscription for it); a membership counts a stream in and, dropped, out.
+//! The task hands the room back through the release callback it was given: rooms never
+//! see the tables. Each table is a std mutex: joins and removals are map operations
 //! that never await.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use live_proto::VideoId;
+use live_proto::{ConversationId, MemberId, VideoId};
 
+use crate::conversation::{self, Conversation};
 use crate::node::Node;
+use crate::occupancy::Occupied;
+use crate::presence::{self, Announcer, PresenceRoom};
 use crate::room::{self, Room};
+
+/// Rooms of one kind by key.
+struct Table<K, R> {
+    rooms: Mutex<HashMap<K, Arc<R>>>,
+}
+
+impl<K: Hash + Eq + Clone + Send + 'static, R: Occupied> Table<K, R> {
+    fn new() -> Arc<Self> {
+        Arc::new(Table {
+            rooms: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<R>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The room of `key`, counted in; made with `make` and its task spawned with
+    /// `spawn(room, release)` if there was none.
+    fn join<Fut>(
+        self: &Arc<Self>,
+        key: K,
+        node: &Node,
+        gauge: &'static str,
+        make: impl FnOnce(K) -> Arc<R>,
+        spawn: impl FnOnce(Arc<R>, Box<dyn Fn(&Arc<R>) -> bool + Send>) -> Fut,
+    ) -> Arc<R>
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut rooms = self.lock();
+        let room = rooms
+            .entry(key.clone())
+            .or_insert_with(|| {
+                let room = make(key.clone());
+                let table = self.clone();
+                let release =
+                    Box::new(move |room: &Arc<R>| table.remove_if_idle(&key, room, gauge));
+                node.tasks.spawn(spawn(room.clone(), release));
+                metrics::gauge!(gauge).increment(1.0);
+                room
+            })
+            .clone();
+        room.occupancy().enter();
+        room
+    }
+
+    /// Removes `room` if nobody occupies it (checked under the table's lock, so nobody
+    /// joins it meanwhile); `false` if somebody came back.
+    fn remove_if_idle(&self, key: &K, room: &Arc<R>, gauge: &'static str) -> bool {
+        let mut rooms = self.lock();
+        if room.occupancy().count() > 0 {
+            return false;
+        }
+        if rooms.get(key).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(key);
+            metrics::gauge!(gauge).decrement(1.0);
+        }
+        true
+    }
+
+    fn each(&self, f: impl Fn(&R)) {
+        for room in self.lock().values() {
+            f(room);
+        }
+    }
+}
 
 pub struct Registry {
     node: Arc<Node>,
-    rooms: Mutex<HashMap<VideoId, Arc<Room>>>,
+    videos: Arc<Table<VideoId, Room>>,
+    conversations: Arc<Table<ConversationId, Conversation>>,
+    presences: Arc<Table<MemberId, PresenceRoom>>,
+    /// This node's members, as the other frontends hear of them.
+    pub members: Arc<Announcer>,
     viewers: AtomicUsize,
 }
 
@@ -26,20 +103,22 @@ pub struct Registry {
 pub struct Full(pub usize);
 
 impl Registry {
-    pub fn new(node: Arc<Node>) -> Arc<Self> {
+    pub fn new(node: Arc<Node>, presence_grace: std::time::Duration) -> Arc<Self> {
+        let members = Announcer::new(presence_grace, node.settings.presence_ttl);
+        node.tasks
+            .spawn(presence::run_announcer(members.clone(), node.clone()));
         Arc::new(Registry {
             node,
-            rooms: Mutex::new(HashMap::new()),
+            videos: Table::new(),
+            conversations: Table::new(),
+            presences: Table::new(),
+            members,
             viewers: AtomicUsize::new(0),
         })
     }
 
     pub fn node(&self) -> &Arc<Node> {
         &self.node
-    }
-
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<VideoId, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Counts a viewer into the video's room, creating the room if needed.
@@ -49,24 +128,14 @@ impl Registry {
             metrics::counter!("frontend_viewers_refused_total").increment(1);
             return Err(Full(max));
         }
-        let room = {
-            let mut rooms = self.rooms();
-            let room = rooms
-                .entry(video.clone())
-                .or_insert_with(|| {
-                    let node = &self.node;
-                    let room = Room::new(video, node.settings.viewer_queue, node.regions.len());
-                    let registry = self.clone();
-                    let release = move |room: &Arc<Room>| registry.remove_if_idle(room);
-                    node.tasks
-                        .spawn(room::run(room.clone(), node.clone(), release));
-                    metrics::gauge!("frontend_rooms").increment(1.0);
-                    room
-                })
-                .clone();
-            room.enter();
-            room
-        };
+        let node = &self.node;
+        let room = self.videos.join(
+            video,
+            node,
+            "frontend_rooms",
+            |video| Room::new(video, node.settings.viewer_queue, node.regions.len()),
+            |room, release| room::run(room, node.clone(), release),
+        );
         self.viewers.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("frontend_viewers").increment(1.0);
         Ok(Membership {
@@ -75,25 +144,39 @@ impl Registry {
         })
     }
 
-    /// Removes `room` if it has no viewers (checked under the table's lock, so no viewer
-    /// joins it meanwhile); `false` if one came back.
-    fn remove_if_idle(&self, room: &Arc<Room>) -> bool {
-        let mut rooms = self.rooms();
-        if room.local_viewers() > 0 {
-            return false;
-        }
-        if rooms.get(&room.video).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            rooms.remove(&room.video);
-            metrics::gauge!("frontend_rooms").decrement(1.0);
-        }
-        true
+    /// Counts a stream into the conversation's room, creating it if needed.
+    pub fn join_conversation(&self, id: ConversationId) -> Member<Conversation> {
+        let node = &self.node;
+        let room = self.conversations.join(
+            id,
+            node,
+            "frontend_conversations",
+            |id| Conversation::new(id, node.settings.viewer_queue),
+            |room, release| conversation::run(room, node.clone(), release),
+        );
+        Member(room)
     }
 
-    /// Tells every viewer on this node that the node is draining.
+    /// Counts a stream into the watched member's room, creating it if needed.
+    pub fn join_presence(&self, member: MemberId) -> Member<PresenceRoom> {
+        let node = &self.node;
+        let room = self.presences.join(
+            member,
+            node,
+            "frontend_presence_rooms",
+            |member| PresenceRoom::new(member, node.settings.viewer_queue),
+            |room, release| presence::run(room, node.clone(), release),
+        );
+        Member(room)
+    }
+
+    /// Tells every stream on this node that the node is draining.
     pub fn drain_all(&self) {
-        for room in self.rooms().values() {
-            room.broadcast(crate::sse::drain());
-        }
+        self.videos.each(|r| r.broadcast(crate::sse::drain()));
+        self.conversations
+            .each(|r| r.hub.broadcast(crate::sse::drain()));
+        self.presences
+            .each(|r| r.hub.broadcast(crate::sse::drain()));
     }
 
     /// Viewers currently connected to this node.
@@ -102,7 +185,7 @@ impl Registry {
     }
 }
 
-/// One viewer counted in a room; dropping it counts the viewer out.
+/// One viewer counted in a video's room; dropping it counts the viewer out.
 pub struct Membership {
     room: Arc<Room>,
     registry: Arc<Registry>,
@@ -120,8 +203,23 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.room.leave();
+        self.room.occupancy().leave();
         self.registry.viewers.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("frontend_viewers").decrement(1.0);
+    }
+}
+
+/// A stream counted in a conversation's or a watched member's room.
+pub struct Member<R: Occupied>(Arc<R>);
+
+impl<R: Occupied> Member<R> {
+    pub fn room(&self) -> &Arc<R> {
+        &self.0
+    }
+}
+
+impl<R: Occupied> Drop for Member<R> {
+    fn drop(&mut self) {
+        self.0.occupancy().leave();
     }
 }

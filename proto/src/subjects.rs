@@ -5,7 +5,7 @@
 
 use crate::partitions::Partition;
 use crate::regions::Region;
-use crate::{ConversationId, UserId, VideoId};
+use crate::{ConversationId, MemberId, UserId, VideoId};
 
 /// Partition `p` of the region's accepted comments (`store.v1.{region}.{p}.*.comment`),
 /// e.g. `COMMENTS_east_p0`.
@@ -376,6 +376,54 @@ pub fn parse_receipt(subject: &str) -> Option<(&str, ConversationId, UserId)> {
     ))
 }
 
+// --- Members' presence and stream connections (frontends only) ----------------------
+//
+// Their own roots, `presence.v1.`, `presence.probe.v1.` and `stream.v1.`, so that no
+// video or conversation wildcard matches them.
+
+/// A frontend's state of `member` (`MemberPresence`): `presence.v1.{region}.{member}`.
+pub fn member_presence(region: &Region, member: &MemberId) -> String {
+    format!("presence.v1.{region}.{member}")
+}
+
+/// Every frontend's state of `member`, in every region: a frontend's one subscription
+/// per `presence:{member}` topic.
+pub fn member_presence_all(member: &MemberId) -> String {
+    format!("presence.v1.*.{member}")
+}
+
+/// Splits `presence.v1.{region}.{member}`.
+pub fn parse_member_presence(subject: &str) -> Option<(&str, MemberId)> {
+    let rest = subject.strip_prefix("presence.v1.")?;
+    let (region, member) = rest.split_once('.')?;
+    Some((region, MemberId::parse(member).ok()?))
+}
+
+/// Asks every frontend holding `member` to publish its state now (a frontend that
+/// starts watching the member; empty payload): `presence.probe.v1.{member}`.
+pub fn presence_probe(member: &MemberId) -> String {
+    format!("presence.probe.v1.{member}")
+}
+
+/// Every probe: each frontend's one subscription.
+pub const PRESENCE_PROBE_ALL: &str = "presence.probe.v1.*";
+
+/// Splits `presence.probe.v1.{member}`.
+pub fn parse_presence_probe(subject: &str) -> Option<MemberId> {
+    MemberId::parse(subject.strip_prefix("presence.probe.v1.")?).ok()
+}
+
+/// Changes of connection `connection` held by the frontend whose key is `node`
+/// (request-reply): `stream.v1.{node}.{connection}`.
+pub fn stream_control(node: &str, connection: &str) -> String {
+    format!("stream.v1.{node}.{connection}")
+}
+
+/// Every connection of frontend `node`: its one subscription.
+pub fn stream_control_all(node: &str) -> String {
+    format!("stream.v1.{node}.*")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,5 +640,21 @@ mod tests {
         assert!(matches(CONVERSATION_INGEST_ALL, &ours[2]));
         assert!(!matches(CONVERSATION_INGEST_ALL, &ours[0]));
         assert!(!matches(&conversation_live_all(&c), &ingest_like(&v)));
+    }
+
+    #[test]
+    fn presence_and_stream_subjects() {
+        let east = Region::parse("east").unwrap();
+        let m = MemberId::parse("m-1").unwrap();
+        assert_eq!(member_presence(&east, &m), "presence.v1.east.m-1");
+        assert_eq!(member_presence_all(&m), "presence.v1.*.m-1");
+        assert_eq!(
+            parse_member_presence("presence.v1.east.m-1"),
+            Some(("east", m.clone()))
+        );
+        assert_eq!(parse_member_presence("presence.v1.east.m.1"), None);
+        assert_eq!(parse_presence_probe(&presence_probe(&m)), Some(m));
+        assert_eq!(parse_presence_probe("presence.probe.v1.>"), None);
+        assert_eq!(stream_control("0a1b2c3d", "x"), "stream.v1.0a1b2c3d.x");
     }
 }

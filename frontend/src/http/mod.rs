@@ -7,6 +7,7 @@
 
 pub mod fast_path;
 pub mod response;
+mod stream;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use live_common::ApiError;
 use live_common::jwt::Verifier;
 use live_proto::VideoId;
@@ -36,6 +37,10 @@ const PAGE: &str = include_str!("../../assets/index.html");
 #[derive(Clone)]
 pub struct Events {
     pub registry: Arc<Registry>,
+    /// The `/v1/stream` connections this node holds.
+    pub connections: Arc<crate::connection::control::Connections>,
+    /// `--max-topics`.
+    pub max_topics: usize,
     pub stopping: watch::Receiver<bool>,
     /// `--jwt-secret` / `--jwt-jwks`; `None`: anyone may watch.
     pub verifier: Option<Verifier>,
@@ -67,7 +72,13 @@ pub fn router(events: Events, config: &Config) -> Router {
         );
     let mut router = Router::new()
         .route("/", get(page_handler))
-        .route("/v1/videos/{video}/events", get(events_route));
+        .route("/v1/videos/{video}/events", get(events_route))
+        .route("/v1/stream", get(stream::stream_route))
+        .route("/v1/stream/{connection}/topics", post(stream::add_topic))
+        .route(
+            "/v1/stream/{connection}/topics/{topic}",
+            delete(stream::remove_topic),
+        );
     if dev_tokens {
         router = router.route("/v1/dev/token", get(dev_token));
     }

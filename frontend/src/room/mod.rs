@@ -19,21 +19,21 @@
 //! hands itself back to the node's table (which removes it unless a viewer came back).
 //!
 //! Here the handle viewers join (state shared under a std mutex, the broadcast); in
-//! [`task`] the loop; [`sequencer`], [`coalesce`] and [`presence`] are its pure parts.
+//! [`task`] the loop; [`sequencer`], [`coalesce`] and [`viewer_counts`] are its pure parts.
 
 pub mod coalesce;
-pub mod presence;
 pub mod sequencer;
 mod task;
+pub mod viewer_counts;
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use live_proto::{Regions, VideoId, v1};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
+use crate::occupancy::{Occupancy, Occupied};
 use crate::sse::{self, Frame};
 use crate::store::Tombstone;
 
@@ -41,13 +41,13 @@ pub use task::run;
 
 pub struct Room {
     pub video: VideoId,
+    /// `video:{id}`, the `"topic"` of its events on `/v1/stream`.
+    pub topic: String,
     state: Mutex<RoomState>,
     tx: broadcast::Sender<Frame>,
     ready: watch::Sender<bool>,
-    /// Viewers of this video on this node; changed only under the rooms table lock
-    /// (join) or by a leaving viewer.
-    local_viewers: AtomicU64,
-    idle: Notify,
+    /// Viewers of this video on this node (entered under the table's lock).
+    occupancy: Occupancy,
 }
 
 /// Where the room is in one region's comment sequence.
@@ -100,6 +100,7 @@ pub struct Snapshot {
 impl Room {
     pub fn new(video: VideoId, queue: usize, regions: usize) -> Arc<Self> {
         Arc::new(Room {
+            topic: format!("video:{video}"),
             video,
             state: Mutex::new(RoomState {
                 likes: vec![0; regions],
@@ -111,8 +112,7 @@ impl Room {
             }),
             tx: broadcast::channel(queue.max(16)).0,
             ready: watch::channel(false).0,
-            local_viewers: AtomicU64::new(0),
-            idle: Notify::new(),
+            occupancy: Occupancy::default(),
         })
     }
 
@@ -121,18 +121,7 @@ impl Room {
     }
 
     pub fn local_viewers(&self) -> u64 {
-        self.local_viewers.load(Ordering::Relaxed)
-    }
-
-    /// Called by the rooms table, under its lock.
-    pub(crate) fn enter(&self) {
-        self.local_viewers.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn leave(&self) {
-        if self.local_viewers.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.idle.notify_one();
-        }
+        self.occupancy.count()
     }
 
     /// Waits until the room is subscribed and knows its initial state.
@@ -204,6 +193,7 @@ impl Room {
         }
         let seqs: Vec<u64> = state.positions.iter().map(|p| p.last_seq).collect();
         let frame = sse::comment(
+            &self.topic,
             r as u8,
             seq,
             &regions.comment_id(r, seq),
@@ -251,7 +241,9 @@ impl Room {
                     .ring
                     .retain(|f| !(f.is_comment() && usize::from(f.region) == r && f.seq == seq));
                 metrics::counter!("frontend_comments_deleted_total").increment(1);
-                let _ = self.tx.send(sse::comment_deleted(&tombstone.id));
+                let _ = self
+                    .tx
+                    .send(sse::comment_deleted(&self.topic, &tombstone.id));
             }
         }
     }
@@ -259,6 +251,12 @@ impl Room {
     /// Sends a frame to every viewer of the room.
     pub fn broadcast(&self, frame: Frame) {
         let _ = self.tx.send(frame);
+    }
+}
+
+impl Occupied for Room {
+    fn occupancy(&self) -> &Occupancy {
+        &self.occupancy
     }
 }
 

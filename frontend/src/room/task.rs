@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::coalesce::LikeCoalescer;
-use super::presence::ViewerCounts;
 use super::sequencer::{Read, Sequencer, Step};
+use super::viewer_counts::ViewerCounts;
 use super::{Position, Room, undecodable};
 use crate::node::Node;
 use crate::sse;
@@ -163,7 +163,7 @@ impl Task {
                         self.catch_up(r);
                     }
                 }
-                _ = room.idle.notified() => {
+                _ = room.occupancy.idle() => {
                     if room.local_viewers() == 0 {
                         grace = Some(Instant::now() + settings.room_grace);
                     }
@@ -497,8 +497,12 @@ impl Task {
     fn flush_likes(&mut self) {
         if let Some(batch) = self.likes.flush(Instant::now()) {
             let total = self.room.state().likes_total();
-            self.room
-                .broadcast(sse::likes(batch.count, total, batch.oldest_ms));
+            self.room.broadcast(sse::likes(
+                &self.room.topic,
+                batch.count,
+                total,
+                batch.oldest_ms,
+            ));
         }
     }
 
@@ -515,7 +519,8 @@ impl Task {
             changed
         };
         if changed {
-            self.room.broadcast(sse::viewers(tick.total));
+            self.room
+                .broadcast(sse::viewers(&self.room.topic, tick.total));
         }
     }
 

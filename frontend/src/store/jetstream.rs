@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use futures::FutureExt;
-use live_proto::{Partitions, Regions, VideoId, subjects, v1};
+use live_proto::{ConversationId, Partitions, Regions, VideoId, subjects, v1};
 use prost::Message as _;
 
-use super::{BoxFuture, History, HistoryError, Stored, Tombstone};
+use super::{BoxFuture, History, HistoryError, Stored, StoredEntry, Tombstone};
+
+/// Receipts read at most per conversation and region (one per member who read it).
+const MAX_RECEIPTS: usize = 10_000;
 
 /// How long one JetStream request (a direct get) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -181,6 +184,39 @@ impl JetStreamHistory {
             .collect())
     }
 
+    /// Every receipt of `conversation` in region `r`'s bucket (or this region's mirror
+    /// of it), at most [`MAX_RECEIPTS`].
+    pub async fn receipts(
+        &self,
+        r: usize,
+        conversation: &ConversationId,
+    ) -> Result<Vec<StoredEntry>, HistoryError> {
+        let origin = &self.regions.all()[r];
+        let stream = subjects::readable_stream(
+            subjects::receipts_stream(origin),
+            origin,
+            self.regions.own(),
+        );
+        let msgs = live_common::direct::read(
+            &self.client,
+            &self.api_prefix,
+            &stream,
+            &subjects::receipts_of(origin, conversation),
+            0,
+            u64::MAX,
+            MAX_RECEIPTS,
+        )
+        .await
+        .map_err(|e| match e {
+            live_common::direct::DirectError::Timeout => HistoryError::Timeout,
+            e => HistoryError::Read(e.to_string()),
+        })?;
+        Ok(msgs
+            .into_iter()
+            .map(|m| (m.subject, m.seq, m.payload))
+            .collect())
+    }
+
     async fn read(
         &self,
         r: usize,
@@ -251,5 +287,13 @@ impl History for JetStreamHistory {
         after: u64,
     ) -> BoxFuture<'a, Result<Vec<Tombstone>, HistoryError>> {
         JetStreamHistory::deletions(self, r, video, after).boxed()
+    }
+
+    fn receipts<'a>(
+        &'a self,
+        r: usize,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Vec<StoredEntry>, HistoryError>> {
+        JetStreamHistory::receipts(self, r, conversation).boxed()
     }
 }

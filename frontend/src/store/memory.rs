@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
-use live_proto::{VideoId, v1};
+use live_proto::{ConversationId, VideoId, v1};
 
-use super::{BoxFuture, History, HistoryError, Stored, Tombstone};
+use super::{BoxFuture, History, HistoryError, Stored, StoredEntry, Tombstone};
 
 #[derive(Default)]
 pub struct MemoryHistory {
@@ -24,6 +24,7 @@ struct Region {
     comments: HashMap<VideoId, Vec<Stored>>,
     deletions: HashMap<VideoId, Vec<Tombstone>>,
     likes: HashMap<VideoId, u64>,
+    receipts: HashMap<ConversationId, Vec<StoredEntry>>,
 }
 
 impl MemoryHistory {
@@ -75,6 +76,25 @@ impl MemoryHistory {
                 .push((seq, tombstone));
             seq
         })
+    }
+
+    /// Stores a KV entry (`subject`, `payload`) of `conversation` in region `r`.
+    pub fn add_receipt(
+        &self,
+        r: usize,
+        conversation: &ConversationId,
+        subject: &str,
+        payload: Vec<u8>,
+    ) {
+        self.with(r, |region| {
+            region.seq += 1;
+            let seq = region.seq;
+            region
+                .receipts
+                .entry(conversation.clone())
+                .or_default()
+                .push((subject.to_owned(), seq, payload.into()));
+        });
     }
 
     pub fn set_likes(&self, r: usize, video: &VideoId, total: u64) {
@@ -182,6 +202,20 @@ impl History for MemoryHistory {
                 .filter(|(s, _)| *s > after)
                 .cloned()
                 .collect()
+        })
+    }
+
+    fn receipts<'a>(
+        &'a self,
+        r: usize,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Vec<StoredEntry>, HistoryError>> {
+        self.read(r, |region| {
+            region
+                .receipts
+                .get(conversation)
+                .cloned()
+                .unwrap_or_default()
         })
     }
 }

@@ -13,7 +13,7 @@ mod memory;
 use std::future::Future;
 use std::pin::Pin;
 
-use live_proto::{VideoId, v1};
+use live_proto::{ConversationId, VideoId, v1};
 
 pub use jetstream::JetStreamHistory;
 pub use memory::MemoryHistory;
@@ -32,6 +32,9 @@ pub enum HistoryError {
 
 /// A stored comment: its sequence in its region's stream, and the comment.
 pub type Stored = (u64, v1::Comment);
+
+/// A KV entry as stored: its subject (`$KV.{bucket}.{key}`), revision and value.
+pub type StoredEntry = (String, u64, bytes::Bytes);
 
 /// A stored tombstone: its sequence in its region's stream, and the tombstone.
 pub type Tombstone = (u64, v1::CommentDeleted);
@@ -71,6 +74,14 @@ pub trait History: Send + Sync + 'static {
         upto: u64,
         max: usize,
     ) -> BoxFuture<'a, Result<Vec<Stored>, HistoryError>>;
+
+    /// Every read receipt of `conversation` stored in region `r`'s receipts bucket, as
+    /// readable here: `(subject, revision, payload)` of each entry.
+    fn receipts<'a>(
+        &'a self,
+        r: usize,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Vec<StoredEntry>, HistoryError>>;
 
     /// The video's tombstones stored in region `r` after sequence `after`, oldest first.
     fn deletions<'a>(

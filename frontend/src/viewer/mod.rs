@@ -84,29 +84,7 @@ impl Viewer {
         let mut position: Cursor = snap.positions.iter().map(|p| p.last_seq).collect();
 
         if let Some(cursor) = cursor {
-            let regions = &node.regions;
-            let outcome = match resume::from_snapshot(regions, &cursor, &snap) {
-                Some(outcome) => outcome,
-                // The ring does not reach back far enough: read history, a bounded
-                // number of readers at a time.
-                None => match node.replays.acquire().await {
-                    Ok(_permit) => {
-                        let deleted = |r, seq| room.is_deleted(r, seq);
-                        let (history, max) = (&*node.history, settings.max_replay);
-                        resume::from_history(
-                            history,
-                            regions,
-                            &room.video,
-                            &cursor,
-                            &snap,
-                            max,
-                            deleted,
-                        )
-                        .await
-                    }
-                    Err(_) => Resume::Retry,
-                },
-            };
+            let outcome = resume::resume(&node, &room, &cursor, &snap).await;
             match outcome {
                 Resume::Frames { frames, complete } => {
                     metrics::counter!("frontend_replayed_comments_total")
@@ -267,6 +245,8 @@ impl Viewer {
                 *position = frame.seq;
             }
             Kind::Likes | Kind::Viewers | Kind::Heartbeat | Kind::Deleted => {}
+            // Events of other topic kinds: not on a video's stream.
+            Kind::Typing | Kind::Read | Kind::Presence => return None,
         }
         if frame.accepted_at_ms > 0
             && (self.oldest_ms == 0 || frame.accepted_at_ms < self.oldest_ms)

@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 
 use live_proto::{Regions, VideoId};
 
-use crate::room::Snapshot;
+use crate::node::Node;
+use crate::room::{Room, Snapshot};
 use crate::sse::{self, Frame};
 use crate::store::{History, Stored};
 
@@ -19,6 +20,30 @@ pub enum Resume {
     Reset(&'static str),
     /// History is unavailable right now: end after the snapshot, the client retries.
     Retry,
+}
+
+/// Resumes a viewer of `room` from `cursor`: what the snapshot decides, else what
+/// history has (at most `--max-replay` comments, a bounded number of readers per node
+/// at a time, so a reconnect storm queues instead of flooding JetStream).
+pub async fn resume(node: &Node, room: &Room, cursor: &[u64], snap: &Snapshot) -> Resume {
+    if let Some(outcome) = from_snapshot(&node.regions, cursor, snap) {
+        return outcome;
+    }
+    let Ok(_permit) = node.replays.acquire().await else {
+        return Resume::Retry;
+    };
+    let deleted = |r, seq| room.is_deleted(r, seq);
+    let max = node.settings.max_replay;
+    from_history(
+        &*node.history,
+        &node.regions,
+        &room.video,
+        cursor,
+        snap,
+        max,
+        deleted,
+    )
+    .await
 }
 
 /// What the snapshot decides without reading history: `None` if history must be read.
@@ -93,7 +118,8 @@ pub async fn from_history(
             }
         }
     }
-    let (frames, complete) = merge(regions, cursor, missed, &snap.ring, max, partial);
+    let topic = format!("video:{video}");
+    let (frames, complete) = merge(&topic, regions, cursor, missed, &snap.ring, max, partial);
     Resume::Frames { frames, complete }
 }
 
@@ -102,6 +128,7 @@ pub async fn from_history(
 /// If all of them fit (and no read was `partial`), the ring's comments after them
 /// follow and the result is complete.
 pub fn merge(
+    topic: &str,
     regions: &Regions,
     cursor: &[u64],
     mut missed: Vec<VecDeque<Stored>>,
@@ -123,6 +150,7 @@ pub fn merge(
         };
         running[r] = seq;
         frames.push(sse::comment(
+            topic,
             r as u8,
             seq,
             &regions.comment_id(r, seq),
@@ -161,7 +189,7 @@ mod tests {
 
     fn ring_frame(regions: &Regions, r: usize, seq: u64, at: i64) -> Frame {
         let id = regions.comment_id(r, seq);
-        sse::comment(r as u8, seq, &id, &id, &comment("ring", at))
+        sse::comment("video:v", r as u8, seq, &id, &id, &comment("ring", at))
     }
 
     /// A snapshot at `last` in every region whose ring holds `ring` (and so is complete
@@ -342,7 +370,15 @@ mod tests {
         let regions = Regions::new("east", &["east".into(), "west".into()]).unwrap();
         let east: VecDeque<Stored> = [(10, comment("e1", 100)), (12, comment("e2", 300))].into();
         let west: VecDeque<Stored> = [(4, comment("w1", 200)), (9, comment("w2", 250))].into();
-        let (frames, complete) = merge(&regions, &[8, 2], vec![east, west], &[], 100, false);
+        let (frames, complete) = merge(
+            "video:v",
+            &regions,
+            &[8, 2],
+            vec![east, west],
+            &[],
+            100,
+            false,
+        );
         assert!(complete);
         assert_eq!(texts(&frames), ["e1", "w1", "w2", "e2"]);
         // Each id is the position in both regions right after that comment.
@@ -362,7 +398,8 @@ mod tests {
         let regions = Regions::single("local");
         let replayed: VecDeque<Stored> = [(5, comment("c5", 5)), (6, comment("c6", 6))].into();
         let ring = vec![ring_frame(&regions, 0, 6, 6), ring_frame(&regions, 0, 7, 7)];
-        let (frames, complete) = merge(&regions, &[4], vec![replayed], &ring, 100, false);
+        let (frames, complete) =
+            merge("video:v", &regions, &[4], vec![replayed], &ring, 100, false);
         assert!(complete);
         assert_eq!(ids(&frames), ["5", "6", "7"]);
     }

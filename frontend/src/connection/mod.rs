@@ -1,0 +1,439 @@
+//! One device's connection (`GET /v1/stream?topics=…`): a single SSE stream that
+//! carries every topic it watches — videos, conversations, members' presence — each
+//! event naming its topic. Topics are added and dropped while it is open
+//! ([`control`]: from any frontend, over NATS, to the node that holds it).
+//!
+//! Each topic is the node's room of that topic, joined as a per-video stream joins
+//! one: its bounded broadcast, read through a [`StreamMap`]. A connection that falls
+//! more than `--viewer-queue` frames behind in any topic is cut (it resumes with
+//! `Last-Event-ID` and loses no comment). The connection writes its own heartbeat (one
+//! timer, kept armed), not the rooms', so 50 topics do not mean 50 heartbeats.
+
+pub mod control;
+pub mod cursor;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use live_common::ApiError;
+use live_proto::{MemberId, Topic, VideoId};
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::cursor::Cursor;
+use crate::presence::Announcer;
+use crate::registry::{Member, Membership, Registry};
+use crate::sse::{self, Frame, Kind};
+use crate::viewer::resume::{self, Resume};
+use crate::{conversation::Conversation, presence::PresenceRoom};
+
+/// How long a topic's room may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A change of the connection's topics, from [`control`].
+#[derive(Debug)]
+pub struct Change {
+    pub add: bool,
+    pub topic: Topic,
+    /// The caller's token `sub` (auth on), to be the connection's member.
+    pub caller: Option<String>,
+    pub reply: oneshot::Sender<Result<(), ApiError>>,
+}
+
+/// What a connection watches of one topic.
+enum Watching {
+    Video {
+        /// Counted in the video's room while watched.
+        _membership: Membership,
+        /// The position per region: comments at or before it are not sent again.
+        position: Cursor,
+    },
+    Conversation {
+        _member: Member<Conversation>,
+    },
+    Presence {
+        _member: Member<PresenceRoom>,
+    },
+}
+
+struct Slot {
+    topic: Topic,
+    watching: Watching,
+}
+
+/// Who the connection is: counted online while it is open.
+struct Online {
+    member: MemberId,
+    announcer: Arc<Announcer>,
+}
+
+impl Drop for Online {
+    fn drop(&mut self) {
+        self.announcer.disconnect(&self.member);
+    }
+}
+
+pub struct Connection {
+    pub id: String,
+    registry: Arc<Registry>,
+    /// Topic slots by number; the feeds are keyed by the same numbers.
+    slots: BTreeMap<u32, Slot>,
+    next_slot: u32,
+    feeds: StreamMap<u32, BroadcastStream<Frame>>,
+    /// Written before any live frame: `connected`, snapshots, replays.
+    prelude: VecDeque<Pending>,
+    changes: mpsc::Receiver<Change>,
+    /// The token's `sub` when the connection was opened with one: only it may change
+    /// the connection's topics.
+    owner: Option<String>,
+    max_topics: usize,
+    heartbeat: Pin<Box<Sleep>>,
+    heartbeat_every: Duration,
+    drain: Duration,
+    drain_at: Option<Instant>,
+    expires_at: Option<Instant>,
+    /// A replay was cut short: end after the prelude (the client resumes).
+    end_after_prelude: bool,
+    ended: bool,
+    _online: Option<Online>,
+    _entry: control::Entry,
+}
+
+enum Pending {
+    Bytes(Bytes),
+    /// A replayed comment of the video in slot `slot`.
+    Comment(u32, Frame),
+}
+
+/// What opens a connection.
+pub struct Open {
+    pub topics: Vec<Topic>,
+    pub member: Option<MemberId>,
+    /// Opened with a token whose `sub` this is.
+    pub owner: Option<String>,
+    /// Positions from `Last-Event-ID`.
+    pub resume: BTreeMap<VideoId, Cursor>,
+    pub max_topics: usize,
+    pub draining: bool,
+}
+
+impl Connection {
+    pub async fn open(
+        registry: Arc<Registry>,
+        connections: &Arc<control::Connections>,
+        open: Open,
+    ) -> Result<Connection, ApiError> {
+        let node = registry.node().clone();
+        let (entry, changes) = connections.register();
+        let retry_ms = {
+            let base = node.settings.retry.as_millis() as u64;
+            rand::rng().random_range(base..=base * 2)
+        };
+        let heartbeat_every = node.settings.heartbeat;
+        let mut conn = Connection {
+            id: entry.id().to_owned(),
+            prelude: VecDeque::from([Pending::Bytes(sse::connected(retry_ms, entry.id()))]),
+            registry: registry.clone(),
+            slots: BTreeMap::new(),
+            next_slot: 0,
+            feeds: StreamMap::new(),
+            changes,
+            owner: open.owner,
+            max_topics: open.max_topics,
+            heartbeat: Box::pin(tokio::time::sleep(heartbeat_every)),
+            heartbeat_every,
+            drain: node.settings.drain,
+            drain_at: None,
+            expires_at: None,
+            end_after_prelude: false,
+            ended: false,
+            _online: open.member.map(|member| {
+                registry.members.connect(&member);
+                Online {
+                    member,
+                    announcer: registry.members.clone(),
+                }
+            }),
+            _entry: entry,
+        };
+        for topic in open.topics {
+            let cursor = match &topic {
+                Topic::Video(v) => open.resume.get(v).cloned(),
+                _ => None,
+            };
+            conn.add(topic, cursor).await?;
+        }
+        if open.draining {
+            conn.start_drain();
+        }
+        Ok(conn)
+    }
+
+    /// Adds `topic` (nothing if it is there already): its snapshot, and for a video
+    /// with a `cursor` the comments after it, go out before its live events.
+    async fn add(&mut self, topic: Topic, cursor: Option<Cursor>) -> Result<(), ApiError> {
+        if self.slots.values().any(|s| s.topic == topic) {
+            return Ok(());
+        }
+        if self.slots.len() >= self.max_topics {
+            return Err(ApiError::BadRequest(format!(
+                "at most {} topics per connection",
+                self.max_topics
+            )));
+        }
+        let not_ready = || ApiError::Unavailable {
+            message: format!("{topic} is not available yet"),
+            retry_after_secs: 1,
+        };
+        let slot = self.next_slot;
+        let name = topic.to_string();
+        let (feed, watching) = match &topic {
+            Topic::Video(video) => {
+                let membership =
+                    self.registry
+                        .join(video.clone())
+                        .map_err(|e| ApiError::Unavailable {
+                            message: e.to_string(),
+                            retry_after_secs: 5,
+                        })?;
+                let room = membership.room().clone();
+                if !room.ready(READY_TIMEOUT).await {
+                    return Err(not_ready());
+                }
+                let (feed, snap) = room.join(cursor.as_deref());
+                let data = serde_json::json!({ "likes": snap.likes, "viewers": snap.viewers });
+                self.prelude
+                    .push_back(Pending::Bytes(sse::tagged("snapshot", &name, &data)));
+                let mut position: Cursor = snap.positions.iter().map(|p| p.last_seq).collect();
+                if let Some(cursor) = cursor {
+                    let node = self.registry.node().clone();
+                    match resume::resume(&node, &room, &cursor, &snap).await {
+                        Resume::Frames { frames, complete } => {
+                            metrics::counter!("frontend_replayed_comments_total")
+                                .increment(frames.len() as u64);
+                            // Replayed comments move the position as they are written.
+                            position = cursor;
+                            self.prelude
+                                .extend(frames.into_iter().map(|f| Pending::Comment(slot, f)));
+                            self.end_after_prelude |= !complete;
+                        }
+                        Resume::Reset(reason) => {
+                            metrics::counter!("frontend_resets_total").increment(1);
+                            let data = serde_json::json!({
+                                "reason": reason, "likes": snap.likes, "viewers": snap.viewers
+                            });
+                            self.prelude
+                                .push_back(Pending::Bytes(sse::tagged("reset", &name, &data)));
+                        }
+                        Resume::Retry => self.end_after_prelude = true,
+                    }
+                }
+                (
+                    feed,
+                    Watching::Video {
+                        _membership: membership,
+                        position,
+                    },
+                )
+            }
+            Topic::Conversation(id) => {
+                let member = self.registry.join_conversation(id.clone());
+                if !member.room().hub.ready(READY_TIMEOUT).await {
+                    return Err(not_ready());
+                }
+                let (feed, snapshot) = member.room().join();
+                self.prelude.push_back(Pending::Bytes(snapshot));
+                (feed, Watching::Conversation { _member: member })
+            }
+            Topic::Presence(m) => {
+                let member = self.registry.join_presence(m.clone());
+                if !member.room().hub.ready(READY_TIMEOUT).await {
+                    return Err(not_ready());
+                }
+                let (feed, first) = member.room().join();
+                self.prelude.push_back(Pending::Bytes(first));
+                (feed, Watching::Presence { _member: member })
+            }
+        };
+        self.next_slot += 1;
+        self.feeds.insert(slot, BroadcastStream::new(feed));
+        self.slots.insert(slot, Slot { topic, watching });
+        Ok(())
+    }
+
+    fn remove(&mut self, topic: &Topic) {
+        if let Some(slot) = self
+            .slots
+            .iter()
+            .find_map(|(n, s)| (s.topic == *topic).then_some(*n))
+        {
+            self.feeds.remove(&slot);
+            self.slots.remove(&slot);
+        }
+    }
+
+    async fn apply(&mut self, change: Change) {
+        let result = if self.owner.is_some() && change.caller != self.owner {
+            Err(ApiError::Forbidden(
+                "only the connection's own member may change its topics".into(),
+            ))
+        } else if change.add {
+            self.add(change.topic, None).await
+        } else {
+            self.remove(&change.topic);
+            Ok(())
+        };
+        let _ = change.reply.send(result);
+    }
+
+    fn start_drain(&mut self) {
+        if self.drain_at.is_none() {
+            let ms = self.drain.as_millis() as u64;
+            let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
+            self.drain_at = Some(Instant::now() + delay);
+        }
+    }
+
+    /// Ends the stream with `event: expired` at `exp` (the token's, UNIX seconds).
+    pub fn expire_at(&mut self, exp: u64) {
+        let now_ms = u64::try_from(live_proto::now_ms()).unwrap_or(0);
+        let left = Duration::from_millis(exp.saturating_mul(1000).saturating_sub(now_ms));
+        self.expires_at = Instant::now().checked_add(left);
+    }
+
+    /// The id after a comment: every video's position.
+    fn composite_id(&self) -> Bytes {
+        let regions = &self.registry.node().regions;
+        let positions = self
+            .slots
+            .values()
+            .filter_map(|s| match (&s.topic, &s.watching) {
+                (Topic::Video(v), Watching::Video { position, .. }) => Some((v, &position[..])),
+                _ => None,
+            });
+        Bytes::from(format!("id: {}\n", cursor::format(regions, positions)))
+    }
+
+    /// The bytes of `frame` of the topic in `slot`, `None` to skip it.
+    fn take(&mut self, slot: u32, frame: Frame, out: &mut Vec<Bytes>) {
+        match frame.kind {
+            Kind::Drain => self.start_drain(),
+            // The connection writes its own.
+            Kind::Heartbeat => {}
+            Kind::Comment => {
+                let Some(Slot {
+                    watching: Watching::Video { position, .. },
+                    ..
+                }) = self.slots.get_mut(&slot)
+                else {
+                    return;
+                };
+                let p = &mut position[usize::from(frame.region)];
+                if frame.seq <= *p {
+                    return;
+                }
+                *p = frame.seq;
+                out.push(self.composite_id());
+                out.push(frame.tagged);
+            }
+            _ if frame.tagged.is_empty() => {}
+            _ => out.push(frame.tagged),
+        }
+    }
+
+    /// Waits for the next bytes to write and adds whatever else is ready, up to `max`
+    /// pieces; `false` ends the stream.
+    pub async fn next_batch(&mut self, out: &mut Vec<Bytes>, max: usize) -> bool {
+        if self.ended {
+            return false;
+        }
+        while let Some(p) = self.prelude.pop_front() {
+            match p {
+                Pending::Bytes(b) => out.push(b),
+                Pending::Comment(slot, frame) => self.take(slot, frame, out),
+            }
+            if out.len() >= max {
+                return true;
+            }
+        }
+        if !out.is_empty() {
+            return true;
+        }
+        if self.end_after_prelude {
+            return false;
+        }
+        loop {
+            let deadline = match (self.drain_at, self.expires_at) {
+                (Some(d), Some(e)) => Some(d.min(e)),
+                (d, e) => d.or(e),
+            };
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    self.ended = true;
+                    if self.expires_at.is_some_and(|e| e <= Instant::now()) {
+                        metrics::counter!("frontend_streams_expired_total").increment(1);
+                        out.push(sse::expired("token expired"));
+                        return true;
+                    }
+                    return false;
+                }
+                Some(change) = self.changes.recv() => {
+                    self.apply(change).await;
+                    while let Some(p) = self.prelude.pop_front() {
+                        match p {
+                            Pending::Bytes(b) => out.push(b),
+                            Pending::Comment(slot, frame) => self.take(slot, frame, out),
+                        }
+                    }
+                }
+                item = self.feeds.next(), if !self.feeds.is_empty() => match item {
+                    Some((slot, Ok(frame))) => {
+                        self.take(slot, frame, out);
+                        // Whatever else is ready goes in the same write.
+                        while out.len() < max {
+                            match futures::FutureExt::now_or_never(self.feeds.next()) {
+                                Some(Some((slot, Ok(frame)))) => self.take(slot, frame, out),
+                                Some(Some((_, Err(BroadcastStreamRecvError::Lagged(n))))) => {
+                                    lagged(n);
+                                    self.ended = true;
+                                    break;
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                    Some((_, Err(BroadcastStreamRecvError::Lagged(n)))) => {
+                        lagged(n);
+                        return false;
+                    }
+                    None => {}
+                },
+                _ = self.heartbeat.as_mut() => {
+                    // Every interval, whatever else was written: re-arming the timer on
+                    // every write would cost a timer update per delivery.
+                    out.push(sse::heartbeat().tagged);
+                    let next = Instant::now() + self.heartbeat_every;
+                    self.heartbeat.as_mut().reset(next);
+                }
+            }
+            if !out.is_empty() {
+                return true;
+            }
+        }
+    }
+}
+
+fn lagged(missed: u64) {
+    crate::stats::get().dropped_lagged.increment(1);
+    tracing::debug!(missed, "connection too slow, disconnecting");
+}

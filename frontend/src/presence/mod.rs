@@ -1,0 +1,248 @@
+//! Members' presence, counted without a central server, the way viewer counts are: each
+//! frontend says which members it has connections of ([`Announcer`], deciding with the
+//! pure [`members::Members`]), and a frontend watching a member (a `presence:{member}`
+//! topic, a [`PresenceRoom`]) follows every frontend's say with the pure
+//! [`watch::Watch`].
+//!
+//! A room that opens asks the frontends holding the member to speak up at once (a probe
+//! on `presence.probe.v1.{member}`), so it knows the state within [`PROBE_WAIT`] instead
+//! of a refresh period. Cost: per online member one message per TTL/3 per frontend
+//! holding it, plus one message per change; a probe per room opened.
+
+pub mod members;
+pub mod watch;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use live_proto::{MemberId, subjects, v1};
+use prost::Message as _;
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+
+use crate::hub::Hub;
+use crate::node::Node;
+use crate::occupancy::{Occupancy, Occupied};
+use crate::sse::{self, Frame, Kind};
+use members::{Announce, Members};
+use watch::Watch;
+
+/// How long a room that opens waits for the frontends' answers to its probe.
+pub const PROBE_WAIT: Duration = Duration::from_millis(300);
+
+/// One watched member on this node.
+pub struct PresenceRoom {
+    pub member: MemberId,
+    pub hub: Hub,
+    watch: Mutex<Watch>,
+}
+
+impl Occupied for PresenceRoom {
+    fn occupancy(&self) -> &Occupancy {
+        &self.hub.occupancy
+    }
+}
+
+impl PresenceRoom {
+    pub fn new(member: MemberId, queue: usize) -> Arc<Self> {
+        Arc::new(PresenceRoom {
+            hub: Hub::new(format!("presence:{member}"), queue),
+            watch: Mutex::new(Watch::default()),
+            member,
+        })
+    }
+
+    fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.watch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn event(&self, online: bool) -> Frame {
+        let data = serde_json::json!({ "member": self.member.as_str(), "online": online });
+        sse::topic_event(Kind::Presence, "presence", &self.hub.topic, &data, 0)
+    }
+
+    /// The feed, then the current state as the first `presence` event.
+    pub fn join(&self) -> (broadcast::Receiver<Frame>, bytes::Bytes) {
+        let watch = self.watch();
+        let feed = self.hub.subscribe();
+        (feed, self.event(watch.online()).tagged)
+    }
+
+    /// Applies a change under the watch's lock (a joining stream sees it in its first
+    /// event or in its feed).
+    fn apply(&self, change: impl FnOnce(&mut Watch) -> Option<bool>) {
+        let mut watch = self.watch();
+        if let Some(online) = change(&mut watch) {
+            self.hub.broadcast(self.event(online));
+        }
+    }
+
+    fn on_message(&self, msg: async_nats::Message) {
+        let Ok(p) = v1::MemberPresence::decode(msg.payload) else {
+            return undecodable();
+        };
+        if p.member != self.member.as_str() {
+            return undecodable();
+        }
+        let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 300_000).into());
+        self.apply(|w| w.observe(&p.node, p.online, ttl, Instant::now()));
+    }
+}
+
+/// The room's task: subscribes to every frontend's state of the member, probes, and
+/// follows it until the room is idle past its grace period (and `release` agrees) or
+/// the node stops.
+pub async fn run<F>(room: Arc<PresenceRoom>, node: Arc<Node>, release: F)
+where
+    F: Fn(&Arc<PresenceRoom>) -> bool + Send + 'static,
+{
+    let subject = subjects::member_presence_all(&room.member);
+    let mut sub = loop {
+        match node.client.subscribe(subject.clone()).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::warn!(member = %room.member, error = %e, "subscribe failed, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    if let Err(e) = node
+        .client
+        .publish(subjects::presence_probe(&room.member), bytes::Bytes::new())
+        .await
+    {
+        tracing::debug!(error = %e, "presence probe not sent");
+    }
+    let ready_at = Instant::now() + PROBE_WAIT;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut ready = false;
+    let mut grace: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut heartbeat = tokio::time::interval_at(
+        Instant::now() + node.settings.heartbeat,
+        node.settings.heartbeat,
+    );
+    loop {
+        tokio::select! {
+            msg = sub.next() => match msg {
+                Some(msg) => room.on_message(msg),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(ready_at), if !ready => {
+                ready = true;
+                room.hub.set_ready();
+            }
+            _ = tick.tick() => room.apply(|w| w.expire(Instant::now())),
+            _ = heartbeat.tick() => room.hub.broadcast(sse::heartbeat()),
+            _ = room.hub.occupancy.idle() => {
+                if room.hub.occupancy.count() == 0 {
+                    grace = Some(Instant::now() + node.settings.room_grace);
+                }
+            }
+            _ = tokio::time::sleep_until(grace.unwrap_or(far)), if grace.is_some() => {
+                grace = None;
+                if release(&room) {
+                    break;
+                }
+            }
+            _ = node.stopped.cancelled() => break,
+        }
+    }
+    let _ = sub.unsubscribe().await;
+}
+
+/// This node's members: connections count them in and out; [`run_announcer`] says so.
+pub struct Announcer {
+    members: Mutex<Members>,
+    wake: Notify,
+}
+
+impl Announcer {
+    pub fn new(grace: Duration, ttl: Duration) -> Arc<Self> {
+        Arc::new(Announcer {
+            members: Mutex::new(Members::new(grace, ttl)),
+            wake: Notify::new(),
+        })
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection of `member` opened (never awaits: the announcer publishes).
+    pub fn connect(&self, member: &MemberId) {
+        if self.members().connect(member) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A connection of `member` closed (called from a drop: never awaits).
+    pub fn disconnect(&self, member: &MemberId) {
+        self.members().disconnect(member, Instant::now());
+        self.wake.notify_one();
+    }
+}
+
+/// Publishes what [`Members`] decides, and answers probes for members it has. Ends when
+/// the node stops, without saying offline: a stopping node's members reconnect
+/// elsewhere, and those that do not drop out after the TTL.
+pub async fn run_announcer(announcer: Arc<Announcer>, node: Arc<Node>) {
+    let mut probes = loop {
+        match node.client.subscribe(subjects::PRESENCE_PROBE_ALL).await {
+            Ok(sub) => break sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "subscribe failed, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    loop {
+        let next = announcer.members().next_due();
+        tokio::select! {
+            _ = announcer.wake.notified() => {}
+            _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => {}
+            probe = probes.next() => {
+                let Some(probe) = probe else { break };
+                if let Some(member) = subjects::parse_presence_probe(&probe.subject)
+                    && announcer.members().is_online(&member)
+                {
+                    publish(&node, &member, true).await;
+                }
+            }
+            _ = node.stopped.cancelled() => break,
+        }
+        let due = announcer.members().due(Instant::now());
+        for announce in due {
+            match announce {
+                Announce::Online(m) => publish(&node, &m, true).await,
+                Announce::Offline(m) => publish(&node, &m, false).await,
+            }
+        }
+        metrics::gauge!("frontend_members_online").set(announcer.members().len() as f64);
+    }
+}
+
+async fn publish(node: &Node, member: &MemberId, online: bool) {
+    let msg = v1::MemberPresence {
+        member: member.to_string(),
+        node: node.id.clone(),
+        online,
+        at_ms: live_proto::now_ms(),
+        ttl_ms: node.settings.presence_ttl.as_millis() as u32,
+        region: node.regions.own().to_string(),
+    };
+    let subject = subjects::member_presence(node.regions.own(), member);
+    if let Err(e) = node
+        .client
+        .publish(subject, msg.encode_to_vec().into())
+        .await
+    {
+        tracing::debug!(error = %e, "presence not published");
+    }
+}
+
+fn undecodable() {
+    metrics::counter!("frontend_undecodable_total").increment(1);
+}
