@@ -787,6 +787,43 @@ async fn end_to_end_with_roles(nats: &NatsServer, tls_ca: Option<PathBuf>) {
     let snapshot = fresh.expect(T).await;
     assert_eq!(snapshot.json()["likes"], 1, "{snapshot:?}");
 
+    // One connection for a video, a conversation and a member's presence, changed
+    // through the topics endpoint: what /v1/stream needs of NATS is in the role too.
+    let stream_token = key().sign(&Claims {
+        sub: Some("alice".into()),
+        exp: Some(now() + 3600),
+        videos: Some(vec!["locked".into()]),
+        conversations: Some(vec!["c1".into()]),
+        ..Default::default()
+    });
+    let mut multi = SseClient::connect(
+        &format!(
+            "{}/v1/stream?topics=video:locked,conversation:c1,presence:bob&token={stream_token}",
+            fe.url
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    let connected = multi.expect(T).await;
+    assert_eq!(connected.event, "connected", "{connected:?}");
+    let connection = connected.json()["connection"].as_str().unwrap().to_owned();
+    let r = client
+        .post(format!("{}/v1/stream/{connection}/topics", fe.url))
+        .header("Authorization", format!("Bearer {stream_token}"))
+        .json(&serde_json::json!({ "topic": "presence:carol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut firsts = 0;
+    while firsts < 4 {
+        let e = multi.expect(T).await;
+        if e.event == "snapshot" || e.event == "presence" {
+            firsts += 1;
+        }
+    }
+
     let log = nats.log();
     assert!(
         !log.contains("Violation"),

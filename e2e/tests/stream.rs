@@ -441,3 +441,94 @@ async fn typing_and_receipt_latency() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_tokens_the_member_is_the_sub_and_the_claims_list_the_topics() {
+    use live_common::jwt::{Claims, Key};
+    let key = Key::new(b"e2e-stream-secret-0123456789abcdef-0123");
+    let token = |sub: &str, videos: &[&str], conversations: &[&str]| {
+        key.sign(&Claims {
+            sub: Some(sub.into()),
+            exp: Some(u64::try_from(live_proto::now_ms() / 1000).unwrap() + 3600),
+            videos: Some(videos.iter().map(|v| v.to_string()).collect()),
+            conversations: Some(conversations.iter().map(|c| c.to_string()).collect()),
+            ..Default::default()
+        })
+    };
+    let nats = NatsServer::start();
+    let k = key.clone();
+    let fe = frontend(&nats, move |c| c.jwt_secret = Some(k)).await;
+    let http = reqwest::Client::new();
+    let ann = token("ann", &["v"], &["c"]);
+    let url = |query: &str| format!("{}/v1/stream?{query}", fe.url);
+    for (query, status, why) in [
+        ("topics=video:v".to_owned(), 401, "no token"),
+        ("topics=video:v&token=garbage".to_owned(), 401, "bad token"),
+        (
+            format!("topics=video:other&token={ann}"),
+            403,
+            "video not in the token",
+        ),
+        (
+            format!("topics=conversation:other&token={ann}"),
+            403,
+            "conversation not in the token",
+        ),
+    ] {
+        let (got, body) = status_of(http.get(url(&query))).await;
+        assert_eq!(got, status, "{why}: {body}");
+    }
+    // Anyone's presence may be watched; ?member= is ignored: the member is the sub.
+    let (mut sse, conn) = open(
+        &fe,
+        &format!("topics=video:v,conversation:c,presence:zed&member=mallory&token={ann}"),
+        None,
+    )
+    .await;
+    let (mut watcher, _) = open(
+        &fe,
+        &format!(
+            "topics=presence:ann,presence:mallory&token={}",
+            token("zed", &[], &[])
+        ),
+        None,
+    )
+    .await;
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let e = watcher.expect(T).await;
+        if e.event == "presence" {
+            let j = e.json();
+            states.push((
+                j["member"].as_str().unwrap().to_owned(),
+                j["online"].as_bool().unwrap(),
+            ));
+        }
+    }
+    states.sort();
+    assert_eq!(states, [("ann".into(), true), ("mallory".into(), false)]);
+    // Only ann may change ann's connection, and only to topics her token allows.
+    let topics = format!("{}/v1/stream/{conn}/topics", fe.url);
+    let add = |bearer: Option<String>, topic: &str| {
+        let mut r = http.post(&topics).json(&json!({ "topic": topic }));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        status_of(r)
+    };
+    assert_eq!(add(None, "presence:x").await.0, 401);
+    assert_eq!(
+        add(Some(token("zed", &["*"], &["c"])), "presence:x")
+            .await
+            .0,
+        403,
+        "another member"
+    );
+    assert_eq!(
+        add(Some(ann.clone()), "video:other").await.0,
+        403,
+        "not in her token"
+    );
+    assert_eq!(add(Some(ann.clone()), "presence:x").await.0, 200);
+    expect_topic(&mut sse, "presence", "presence:x").await;
+}
