@@ -102,15 +102,33 @@ impl Conversation {
     }
 
     /// Reads every region's stored receipts (a region that does not answer is left
-    /// out: its receipts arrive with their next change).
+    /// out until the next read). Applying is idempotent; a receipt that changes what a
+    /// member has read goes out as `read` (before the room is ready nobody listens).
     async fn load(&self, node: &Node) {
         for r in 0..node.regions.len() {
             match node.history.receipts(r, &self.id).await {
                 Ok(entries) => {
                     let mut receipts = self.receipts();
                     for (subject, revision, payload) in entries {
-                        if receipts.apply_stored(&subject, revision, &payload).is_err() {
-                            undecodable();
+                        match receipts.apply_stored(&subject, revision, &payload) {
+                            Ok(true) => {
+                                if let Some(receipt) = subjects::parse_receipt(&subject)
+                                    .and_then(|(_, _, user)| receipts.get(&user))
+                                {
+                                    let data = serde_json::json!({
+                                        "user": receipt.user, "message": receipt.message
+                                    });
+                                    self.hub.broadcast(sse::topic_event(
+                                        Kind::Read,
+                                        "read",
+                                        &self.hub.topic,
+                                        &data,
+                                        0,
+                                    ));
+                                }
+                            }
+                            Ok(false) => {}
+                            Err(_) => undecodable(),
                         }
                     }
                 }
@@ -121,6 +139,11 @@ impl Conversation {
         }
     }
 }
+
+/// How often an open conversation reads the receipts buckets again (jittered ±50 %):
+/// a live `read` from another region lost on the way (a cut gateway) still reaches
+/// this region's mirror.
+const RELOAD: Duration = Duration::from_secs(5);
 
 /// The conversation's task: subscribes, loads the receipts, then passes events on
 /// until the room is idle past its grace period (and `release` agrees) or the node
@@ -149,12 +172,25 @@ where
         Instant::now() + node.settings.heartbeat,
         node.settings.heartbeat,
     );
+    let jitter = || RELOAD.mul_f64(rand::random_range(0.5..1.5));
+    let mut reload = Instant::now() + jitter();
+    let mut reconnects = node.reconnects.clone();
     loop {
         tokio::select! {
             msg = sub.next() => match msg {
                 Some(msg) => conversation.on_message(msg),
                 None => break,
             },
+            // In its own task: the loop does not wait for JetStream.
+            _ = tokio::time::sleep_until(reload) => {
+                reload = Instant::now() + jitter();
+                let (c, n) = (conversation.clone(), node.clone());
+                tokio::spawn(async move { c.load(&n).await });
+            }
+            Ok(()) = reconnects.changed() => {
+                let (c, n) = (conversation.clone(), node.clone());
+                tokio::spawn(async move { c.load(&n).await });
+            }
             _ = heartbeat.tick() => conversation.hub.broadcast(sse::heartbeat()),
             _ = conversation.hub.occupancy.idle() => {
                 if conversation.hub.occupancy.count() == 0 {

@@ -10,7 +10,7 @@
 //! - [`room`]: one video on this node — the handle viewers join, and its task (the
 //!   subscription, gap detection, likes, viewer counts, heartbeats); its pure parts:
 //!   [`room::sequencer`] (deliver / hold back / read / duplicate, per region),
-//!   [`room::coalesce`] (likes), [`room::presence`] (viewer counts across frontends).
+//!   [`room::coalesce`] (likes), [`room::viewer_counts`] (viewer counts across frontends).
 //! - [`store`]: the [`store::History`] of a video (JetStream, and in memory for tests).
 //! - [`viewer`]: one viewer's stream — snapshot, replay, live, bounded queue, drain,
 //!   expiry; [`viewer::resume`] decides and merges a `Last-Event-ID` replay.
