@@ -64,7 +64,6 @@ async fn main() -> io::Result<()> {
 async fn connection(mut sock: TcpStream, videos: &Videos) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
-        // A whole head, and the body (or as much as is allowed) after it.
         let (post, path, body_len, head_len) = loop {
             if let Some(h) = head(&buf)?
                 && buf.len() >= h.3 + h.2.min(MAX_BODY)
@@ -84,6 +83,7 @@ async fn connection(mut sock: TcpStream, videos: &Videos) -> io::Result<()> {
         match (post, stream, path.strip_prefix("/pub/")) {
             (false, Some(video), _) if valid(video) => {
                 let rx = channel(videos, video, |ch| ch.tx.subscribe());
+                drop(buf); // an idle viewer keeps no read buffer
                 return viewer(sock, rx).await;
             }
             (true, _, Some(video)) if valid(video) => {
