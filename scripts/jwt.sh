@@ -7,20 +7,22 @@
 #   JWT_SECRET=... scripts/jwt.sh --videos launch,keynote     # a viewer's token
 #   JWT_SECRET=... scripts/jwt.sh --sub alice --videos '*' --ttl 600
 #   JWT_SECRET=... scripts/jwt.sh --sub mod --role moderator   # a moderator's token
+#   JWT_SECRET=... scripts/jwt.sh --sub ann --videos demo --conversations c1  # /v1/stream
 #
-# --sub, --role and each video must be ids (^[A-Za-z0-9_-]{1,64}$; a video may be "*");
-# the token expires after --ttl seconds (default 3600). Prints the token.
+# --sub, --role, each video and each conversation must be ids (^[A-Za-z0-9_-]{1,64}$; a
+# video may be "*"); the token expires after --ttl seconds (default 3600). Prints it.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 : "${JWT_SECRET:?set JWT_SECRET to the services\' --jwt-secret}"
 command -v openssl >/dev/null || { echo "jwt.sh: openssl is required" >&2; exit 1; }
 
-sub="" videos="" role="" ttl=3600
+sub="" videos="" conversations="" role="" ttl=3600
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sub) sub="${2:-}"; shift 2 ;;
     --videos) videos="${2:-}"; shift 2 ;;
+    --conversations) conversations="${2:-}"; shift 2 ;;
     --ttl) ttl="${2:-}"; shift 2 ;;
     --role) role="${2:-}"; shift 2 ;;
     *) usage ;;
@@ -43,6 +45,15 @@ if [[ -n "$videos" ]]; then
     list+="${list:+,}\"$v\""
   done
   payload+=",\"videos\":[$list]"
+fi
+if [[ -n "$conversations" ]]; then
+  list=""
+  IFS=',' read -ra cs <<<"$conversations"
+  for c in "${cs[@]}"; do
+    [[ "$c" =~ $id ]] || { echo "jwt.sh: invalid conversation $c" >&2; exit 64; }
+    list+="${list:+,}\"$c\""
+  done
+  payload+=",\"conversations\":[$list]"
 fi
 payload+="}"
 

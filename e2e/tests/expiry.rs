@@ -180,8 +180,20 @@ async fn dev_tokens_are_minted_only_when_switched_on() {
         "video=a.b&user=alice",
         "video=live&user=*",
         "video=live&user=a&role=moderator",
+        "video=live,&user=alice",
+        "video=live&user=alice&member=bob",
+        "video=live&user=alice&conversation=a.b",
     ] {
         assert_eq!(get(&dev.url, bad).await.0, 400, "{bad}");
     }
+    // For the page's one stream: several videos, conversations, `member` as the sub.
+    let (status, _, body) = get(&dev.url, "video=live,live-chat&member=ann&conversation=c1").await;
+    assert_eq!(status, 200);
+    let claims = key
+        .verify(body.unwrap()["token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.sub.as_deref(), Some("ann"));
+    assert_eq!(claims.videos, Some(vec!["live".into(), "live-chat".into()]));
+    assert_eq!(claims.conversations, Some(vec!["c1".to_string()]));
     assert_eq!(get(&off.url, "video=live&user=alice").await.0, 404);
 }

@@ -100,25 +100,60 @@ async fn page_handler(State(state): State<AppState>) -> Html<String> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DevTokenQuery {
+    /// One video or several, comma separated.
     video: String,
-    user: String,
+    user: Option<String>,
+    /// The same as `user` (the stream's word for it); if both, they must agree.
+    member: Option<String>,
+    /// One conversation or several, comma separated: the `conversations` claim.
+    conversation: Option<String>,
 }
 
-/// `--dev-tokens`: a token for `user` to watch (and post on) `video`, for the demo page.
+/// Parses a comma-separated list of ids with `parse`, refusing an empty one.
+fn id_list<T: std::fmt::Display>(
+    raw: &str,
+    parse: impl Fn(&str) -> Result<T, live_proto::InvalidInput>,
+) -> Result<Vec<String>, ApiError> {
+    raw.split(',')
+        .map(|id| {
+            parse(id)
+                .map(|id| id.to_string())
+                .map_err(|e| ApiError::BadRequest(e.0))
+        })
+        .collect()
+}
+
+/// `--dev-tokens`: a token for `user` (or `member`) to watch (and post on) `video` (a
+/// comma list) and, with `conversation`, to follow and post in those conversations.
 async fn dev_token(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query: DevTokenQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| ApiError::BadRequest("expected ?video=ID&user=ID".into()))?;
-    let video = VideoId::parse(&query.video).map_err(|e| ApiError::BadRequest(e.0))?;
-    let user = live_proto::UserId::parse(&query.user).map_err(|e| ApiError::BadRequest(e.0))?;
+    let query: DevTokenQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|_| {
+            ApiError::BadRequest("expected ?video=ID[,ID…]&user=ID[&conversation=ID[,ID…]]".into())
+        })?;
+    let videos = id_list(&query.video, VideoId::parse)?;
+    let sub = match (query.user.as_deref(), query.member.as_deref()) {
+        (Some(u), Some(m)) if u != m => {
+            return Err(ApiError::BadRequest("user and member differ".into()));
+        }
+        (Some(id), _) | (None, Some(id)) => id,
+        (None, None) => return Err(ApiError::BadRequest("expected user=ID".into())),
+    };
+    let user = live_proto::UserId::parse(sub).map_err(|e| ApiError::BadRequest(e.0))?;
+    let conversations = query
+        .conversation
+        .as_deref()
+        .map(|raw| id_list(raw, live_proto::ConversationId::parse))
+        .transpose()?;
     let dev = state.dev_tokens.as_ref().ok_or(ApiError::NotFound)?;
     let exp = u64::try_from(live_proto::now_ms() / 1000).unwrap_or(0) + dev.ttl.as_secs().max(1);
     let token = dev.key.sign(&live_common::jwt::Claims {
         sub: Some(user.as_str().into()),
         exp: Some(exp),
-        videos: Some(vec![video.as_str().into()]),
+        videos: Some(videos),
+        conversations,
         ..Default::default()
     });
     let mut response =
