@@ -532,3 +532,64 @@ async fn with_tokens_the_member_is_the_sub_and_the_claims_list_the_topics() {
     assert_eq!(add(Some(ann.clone()), "presence:x").await.0, 200);
     expect_topic(&mut sse, "presence", "presence:x").await;
 }
+
+#[tokio::test]
+async fn a_node_holds_at_most_max_rooms_topics_of_each_kind() {
+    let nats = NatsServer::start();
+    let fe = frontend(&nats, |c| c.max_rooms = 2).await;
+    let http = reqwest::Client::new();
+    let (_held, _) = open(&fe, "topics=video:a,video:b,presence:x", None).await;
+    // A third video: refused with Retry-After, whichever way it is asked for.
+    let r = http
+        .get(format!("{}/v1/stream?topics=video:c", fe.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let r = http
+        .get(format!("{}/v1/videos/c/events", fe.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // The videos it holds, and other kinds, still open.
+    let (_more, _) = open(&fe, "topics=video:a,presence:y", None).await;
+}
+
+/// Memory of a connection with 50 topics against one with 1 (issue 12's target: under
+/// 2×), each on its own frontend process: RSS after the topics' rooms exist and before
+/// the connections, then after N connections, divided by N. A report, not a check:
+/// `cargo test -p e2e --test stream memory -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement: run by hand with --ignored --nocapture"]
+async fn memory_of_one_and_fifty_topics() {
+    const N: usize = 400;
+    let nats = NatsServer::start();
+    let _publisher = publisher(&nats, |_| {}).await;
+    for topics in [1, 50] {
+        let (process, fe) = frontend_process(&nats.url(), &[]).await;
+        let pid = process.pid().unwrap();
+        let list: Vec<String> = (0..topics).map(|i| format!("video:m{i}")).collect();
+        let query = format!("topics={}", list.join(","));
+        // The rooms exist before measuring: what is left is the connections' own cost.
+        let (_warm, _) = open(&fe, &query, None).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = e2e::rss_kib(pid);
+        let mut conns = Vec::with_capacity(N);
+        for _ in 0..N {
+            let (mut sse, _) = open(&fe, &query, None).await;
+            for _ in 0..topics {
+                sse.expect(T).await;
+            }
+            conns.push(sse);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = e2e::rss_kib(pid);
+        println!(
+            "{topics} topic(s): RSS {before} KiB → {after} KiB with {N} connections: {:.2} KiB per connection",
+            (after.saturating_sub(before)) as f64 / N as f64
+        );
+        drop(conns);
+    }
+}

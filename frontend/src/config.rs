@@ -92,6 +92,12 @@ pub struct Config {
     #[arg(long, default_value_t = 0)]
     pub max_viewers: usize,
 
+    /// Topics (videos, conversations, watched members) this node holds a room and a
+    /// NATS subscription for, of each kind; a stream asking for one more gets 503 with
+    /// Retry-After (0 = no cap).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rooms: usize,
+
     /// Require viewers to show `?token=<JWT>` (HS256, signed with this secret) whose
     /// `videos` claim lists the video or "*". Unset: anyone may watch any video.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]

@@ -54,6 +54,8 @@ pub struct Settings {
     pub drain: Duration,
     /// Viewers on this node at most (0: no limit).
     pub max_viewers: usize,
+    /// Rooms of each kind on this node at most (0: no limit).
+    pub max_rooms: usize,
 }
 
 impl From<&Config> for Settings {
@@ -69,6 +71,7 @@ impl From<&Config> for Settings {
             retry: c.retry,
             drain: c.drain,
             max_viewers: c.max_viewers,
+            max_rooms: c.max_rooms,
         }
     }
 }

@@ -46,11 +46,16 @@ impl<K: Hash + Eq + Clone + Send + 'static, R: Occupied> Table<K, R> {
         gauge: &'static str,
         make: impl FnOnce(K) -> Arc<R>,
         spawn: impl FnOnce(Arc<R>, Box<dyn Fn(&Arc<R>) -> bool + Send>) -> Fut,
-    ) -> Arc<R>
+    ) -> Result<Arc<R>, Full>
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
         let mut rooms = self.lock();
+        let max = node.settings.max_rooms;
+        if max > 0 && rooms.len() >= max && !rooms.contains_key(&key) {
+            metrics::counter!("frontend_rooms_refused_total").increment(1);
+            return Err(Full::Rooms(max));
+        }
         let room = rooms
             .entry(key.clone())
             .or_insert_with(|| {
@@ -64,7 +69,7 @@ impl<K: Hash + Eq + Clone + Send + 'static, R: Occupied> Table<K, R> {
             })
             .clone();
         room.occupancy().enter();
-        room
+        Ok(room)
     }
 
     /// Removes `room` if nobody occupies it (checked under the table's lock, so nobody
@@ -98,9 +103,14 @@ pub struct Registry {
     viewers: AtomicUsize,
 }
 
+/// A node limit was reached.
 #[derive(Debug, thiserror::Error)]
-#[error("this node has reached its viewer limit ({0})")]
-pub struct Full(pub usize);
+pub enum Full {
+    #[error("this node has reached its viewer limit ({0})")]
+    Viewers(usize),
+    #[error("this node holds as many topics of this kind as it may ({0})")]
+    Rooms(usize),
+}
 
 impl Registry {
     pub fn new(node: Arc<Node>, presence_grace: std::time::Duration) -> Arc<Self> {
@@ -126,7 +136,7 @@ impl Registry {
         let max = self.node.settings.max_viewers;
         if max > 0 && self.viewers.load(Ordering::Relaxed) >= max {
             metrics::counter!("frontend_viewers_refused_total").increment(1);
-            return Err(Full(max));
+            return Err(Full::Viewers(max));
         }
         let node = &self.node;
         let room = self.videos.join(
@@ -135,7 +145,7 @@ impl Registry {
             "frontend_rooms",
             |video| Room::new(video, node.settings.viewer_queue, node.regions.len()),
             |room, release| room::run(room, node.clone(), release),
-        );
+        )?;
         self.viewers.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("frontend_viewers").increment(1.0);
         Ok(Membership {
@@ -145,7 +155,7 @@ impl Registry {
     }
 
     /// Counts a stream into the conversation's room, creating it if needed.
-    pub fn join_conversation(&self, id: ConversationId) -> Member<Conversation> {
+    pub fn join_conversation(&self, id: ConversationId) -> Result<Member<Conversation>, Full> {
         let node = &self.node;
         let room = self.conversations.join(
             id,
@@ -153,12 +163,12 @@ impl Registry {
             "frontend_conversations",
             |id| Conversation::new(id, node.settings.viewer_queue),
             |room, release| conversation::run(room, node.clone(), release),
-        );
-        Member(room)
+        )?;
+        Ok(Member(room))
     }
 
     /// Counts a stream into the watched member's room, creating it if needed.
-    pub fn join_presence(&self, member: MemberId) -> Member<PresenceRoom> {
+    pub fn join_presence(&self, member: MemberId) -> Result<Member<PresenceRoom>, Full> {
         let node = &self.node;
         let room = self.presences.join(
             member,
@@ -166,8 +176,8 @@ impl Registry {
             "frontend_presence_rooms",
             |member| PresenceRoom::new(member, node.settings.viewer_queue),
             |room, release| presence::run(room, node.clone(), release),
-        );
-        Member(room)
+        )?;
+        Ok(Member(room))
     }
 
     /// Tells every stream on this node that the node is draining.

@@ -193,6 +193,10 @@ impl Connection {
             message: format!("{topic} is not available yet"),
             retry_after_secs: 1,
         };
+        let full = |e: crate::registry::Full| ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_secs: 5,
+        };
         let slot = self.next_slot;
         let name = topic.to_string();
         let (feed, watching) = match &topic {
@@ -245,7 +249,7 @@ impl Connection {
                 )
             }
             Topic::Conversation(id) => {
-                let member = self.registry.join_conversation(id.clone());
+                let member = self.registry.join_conversation(id.clone()).map_err(full)?;
                 if !member.room().hub.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
                 }
@@ -254,7 +258,7 @@ impl Connection {
                 (feed, Watching::Conversation { _member: member })
             }
             Topic::Presence(m) => {
-                let member = self.registry.join_presence(m.clone());
+                let member = self.registry.join_presence(m.clone()).map_err(full)?;
                 if !member.room().hub.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
                 }
