@@ -437,6 +437,13 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Counts the pieces of a completed write (frames and ids).
+    pub fn record_written(&mut self, pieces: usize) {
+        crate::stats::get().frames_out.increment(pieces as u64);
+    }
+}
+
 fn lagged(missed: u64) {
     crate::stats::get().dropped_lagged.increment(1);
     tracing::debug!(missed, "connection too slow, disconnecting");

@@ -1,5 +1,5 @@
-//! The frontend's HTTP server. A connection whose first request is a viewer stream
-//! (`GET /v1/videos/{video}/events`) is served on a fast path: the request head is parsed
+//! The frontend's HTTP server. A connection whose first request is a stream
+//! (`GET /v1/videos/{video}/events` or `GET /v1/stream`) is served on a fast path: the request head is parsed
 //! with `httparse`, the response is written straight to the socket (no chunked framing,
 //! the body ends when the connection closes), and each batch of frames goes out with one
 //! `writev` of the room's shared buffers. A viewer costs a task, a socket and its queue
@@ -33,6 +33,8 @@ use tokio_io_timeout::{TimeoutStream, TimeoutWriter};
 use tokio_util::task::TaskTracker;
 
 use super::{Events, response};
+use crate::connection::Connection;
+use crate::viewer::Viewer;
 
 /// Longest request head read before handing the connection to hyper (which answers 431).
 const MAX_HEAD: usize = 8 * 1024;
@@ -186,16 +188,18 @@ async fn through_hyper(
     }
 }
 
-/// The parts of a viewer request the fast path needs.
+/// The parts of a stream request the fast path needs.
 struct ViewerRequest<'a> {
-    video: &'a str,
+    /// The video of `/v1/videos/{video}/events` (raw); `None` for `/v1/stream`.
+    video: Option<&'a str>,
     query: Option<&'a str>,
     last_event_id: Option<&'a [u8]>,
     origin: Option<&'a [u8]>,
 }
 
 impl<'a> ViewerRequest<'a> {
-    /// `Some` for `GET /v1/videos/{video}/events[?query]` without a body.
+    /// `Some` for `GET /v1/videos/{video}/events[?query]` or `GET /v1/stream[?query]`
+    /// without a body.
     fn parse(head: &'a [u8]) -> Option<Self> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut request = httparse::Request::new(&mut headers);
@@ -208,10 +212,15 @@ impl<'a> ViewerRequest<'a> {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
-        let video = path.strip_prefix("/v1/videos/")?.strip_suffix("/events")?;
-        if video.contains('/') {
-            return None;
-        }
+        let video = if path == "/v1/stream" {
+            None
+        } else {
+            let video = path.strip_prefix("/v1/videos/")?.strip_suffix("/events")?;
+            if video.contains('/') {
+                return None;
+            }
+            Some(video)
+        };
         let mut last_event_id = None;
         let mut origin = None;
         for h in request.headers.iter() {
@@ -237,8 +246,31 @@ impl<'a> ViewerRequest<'a> {
     }
 }
 
-/// The fast path: checks and opens the viewer, then writes its frames until the stream
-/// ends, the peer goes away, or a write times out.
+/// What the fast path streams: a video's viewer, or a `/v1/stream` connection (boxed:
+/// it is larger, and a video viewer's task should not pay for it).
+enum Opened {
+    Video(Viewer),
+    Stream(Box<Connection>),
+}
+
+impl Opened {
+    async fn next_batch(&mut self, out: &mut Vec<Bytes>, max: usize) -> bool {
+        match self {
+            Opened::Video(v) => v.next_batch(out, max).await,
+            Opened::Stream(c) => c.next_batch(out, max).await,
+        }
+    }
+
+    fn record_written(&mut self, pieces: usize) {
+        match self {
+            Opened::Video(v) => v.record_written(pieces),
+            Opened::Stream(c) => c.record_written(pieces),
+        }
+    }
+}
+
+/// The fast path: checks and opens the stream, then writes its frames until it ends,
+/// the peer goes away, or a write times out.
 async fn stream(
     tcp: TcpStream,
     head: BytesMut,
@@ -249,11 +281,18 @@ async fn stream(
     let (opened, cors) = match ViewerRequest::parse(&head) {
         // Boxed: opening (checks, JetStream replay) needs a large future, only briefly.
         Some(r) => (
-            // Percent-decoded as axum decodes a path parameter, so both paths see the
-            // same id (and refuse the same ones).
-            match percent_encoding::percent_decode_str(r.video).decode_utf8() {
-                Ok(video) => Box::pin(events.open(&video, r.query, r.last_event_id)).await,
-                Err(_) => Err(ApiError::BadRequest("invalid video id".into())),
+            match r.video {
+                // Percent-decoded as axum decodes a path parameter, so both paths see
+                // the same id (and refuse the same ones).
+                Some(raw) => match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                    Ok(video) => Box::pin(events.open(&video, r.query, r.last_event_id))
+                        .await
+                        .map(Opened::Video),
+                    Err(_) => Err(ApiError::BadRequest("invalid video id".into())),
+                },
+                None => Box::pin(events.open_stream(r.query, r.last_event_id))
+                    .await
+                    .map(|c| Opened::Stream(Box::new(c))),
             },
             events.cors.head_lines(r.origin),
         ),
@@ -439,7 +478,7 @@ mod tests {
             b"GET /v1/videos/abc/events?last_event_id=4&token=t HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n",
         )
         .unwrap();
-        assert_eq!(r.video, "abc");
+        assert_eq!(r.video, Some("abc"));
         assert_eq!(r.query, Some("last_event_id=4&token=t"));
         assert_eq!(r.last_event_id, Some(&b"7"[..]));
         assert_eq!(r.origin, None);
@@ -448,6 +487,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.origin, Some(&b"https://a.example"[..]));
+        let r = ViewerRequest::parse(b"GET /v1/stream?topics=video:a HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r.video, None);
+        assert_eq!(r.query, Some("topics=video:a"));
     }
 
     #[test]
@@ -458,6 +500,8 @@ mod tests {
             b"POST /v1/videos/abc/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
             b"GET /v1/videos/abc/events HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
             b"GET /v1/videos/abc HTTP/1.1\r\n\r\n",
+            b"GET /v1/stream/abc/topics HTTP/1.1\r\n\r\n",
+            b"POST /v1/stream HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
         ] {
             assert!(
                 ViewerRequest::parse(head).is_none(),
