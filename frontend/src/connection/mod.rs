@@ -392,7 +392,9 @@ impl Connection {
                     return false;
                 }
                 Some(change) = self.changes.recv() => {
-                    self.apply(change).await;
+                    // Boxed: joining a topic (a JetStream replay) is a large future, and
+                    // this one is part of every stream's resting state.
+                    Box::pin(self.apply(change)).await;
                     while let Some(p) = self.prelude.pop_front() {
                         match p {
                             Pending::Bytes(b) => out.push(b),

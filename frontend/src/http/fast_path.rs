@@ -112,7 +112,14 @@ async fn connection(
     }
     // The whole head within the timeout, not each read: a byte every few seconds does
     // not keep the socket.
-    let head = match tokio::time::timeout(options.head_timeout, read_head(&mut tcp)).await {
+    // Boxed, like both paths below: the task's own future stays a few hundred bytes
+    // while a stream runs for hours, instead of keeping room for every phase.
+    let head = match Box::pin(tokio::time::timeout(
+        options.head_timeout,
+        read_head(&mut tcp),
+    ))
+    .await
+    {
         Ok(head) => head?,
         Err(_) => {
             metrics::counter!("frontend_head_timeouts_total").increment(1);
@@ -257,7 +264,9 @@ impl Opened {
     async fn next_batch(&mut self, out: &mut Vec<Bytes>, max: usize) -> bool {
         match self {
             Opened::Video(v) => v.next_batch(out, max).await,
-            Opened::Stream(c) => c.next_batch(out, max).await,
+            // Boxed (an allocation per batch of a multi-topic stream): its future is
+            // larger, and a video viewer's resting state should not make room for it.
+            Opened::Stream(c) => Box::pin(c.next_batch(out, max)).await,
         }
     }
 
@@ -277,35 +286,53 @@ async fn stream(
     events: Events,
     options: SocketOptions,
 ) -> io::Result<()> {
-    let (mut reader, mut writer) = tcp.into_split();
-    let (opened, cors) = match ViewerRequest::parse(&head) {
-        // Boxed: opening (checks, JetStream replay) needs a large future, only briefly.
-        Some(r) => (
-            match r.video {
-                // Percent-decoded as axum decodes a path parameter, so both paths see
-                // the same id (and refuse the same ones).
-                Some(raw) => match percent_encoding::percent_decode_str(raw).decode_utf8() {
-                    Ok(video) => Box::pin(events.open(&video, r.query, r.last_event_id))
-                        .await
-                        .map(Opened::Video),
-                    Err(_) => Err(ApiError::BadRequest("invalid video id".into())),
-                },
-                None => Box::pin(events.open_stream(r.query, r.last_event_id))
-                    .await
-                    .map(|c| Opened::Stream(Box::new(c))),
-            },
-            events.cors.head_lines(r.origin),
-        ),
-        None => (
+    let (reader, mut writer) = tcp.into_split();
+    // Boxed, and over once the stream is open: the checks, a JetStream replay, or the
+    // error answer take large futures, only briefly.
+    let (opened, cors) = Box::pin(open(head, events)).await;
+    match opened {
+        Ok(opened) => pump(reader, writer, opened, cors, options).await,
+        Err(e) => Box::pin(write_error(&mut writer, e, &cors, options.write_timeout)).await,
+    }
+}
+
+/// Checks and opens the stream of request `head`; also the CORS lines of its answer.
+async fn open(head: BytesMut, events: Events) -> (Result<Opened, ApiError>, String) {
+    let Some(r) = ViewerRequest::parse(&head) else {
+        return (
             Err(ApiError::BadRequest("malformed request".into())),
             String::new(),
-        ),
+        );
     };
-    drop(head);
-    let mut viewer = match opened {
-        Ok(viewer) => viewer,
-        Err(e) => return write_error(&mut writer, e, &cors, options.write_timeout).await,
+    let cors = events.cors.head_lines(r.origin);
+    let opened = match r.video {
+        // Percent-decoded as axum decodes a path parameter, so both paths see the same
+        // id (and refuse the same ones).
+        Some(raw) => match percent_encoding::percent_decode_str(raw).decode_utf8() {
+            Ok(video) => events
+                .open(&video, r.query, r.last_event_id)
+                .await
+                .map(Opened::Video),
+            Err(_) => Err(ApiError::BadRequest("invalid video id".into())),
+        },
+        None => events
+            .open_stream(r.query, r.last_event_id)
+            .await
+            .map(|c| Opened::Stream(Box::new(c))),
     };
+    (opened, cors)
+}
+
+/// Writes the stream's frames until it ends, the peer goes away, or a write times out.
+/// This future is what a viewer costs while it watches: it holds only the socket's
+/// halves, the stream and one batch.
+async fn pump(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    mut viewer: Opened,
+    cors: String,
+    options: SocketOptions,
+) -> io::Result<()> {
     // A socket that accepts no bytes for the write timeout is cut. The timer is armed
     // only while a write waits (`TimeoutWriter`), not built for every write: that cost a
     // clock read and a shared reference count per delivery.
@@ -314,6 +341,7 @@ async fn stream(
         .as_mut()
         .set_timeout_pinned(Some(options.write_timeout));
     let head = response::stream().http1_head(&cors);
+    drop(cors);
     write_counted(&mut writer, &[head]).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];

@@ -8,13 +8,14 @@
 //! receives comes through that one queue, so a delivery is one wake-up.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::cursor::Cursor;
 use crate::registry::Membership;
@@ -42,6 +43,9 @@ pub struct Viewer {
     lagged: bool,
     /// When the viewer's token expires: `expired` is sent then, and the stream ends.
     expires_at: Option<Instant>,
+    /// The timer of the sooner of the two, made when one is set and kept armed: most
+    /// viewers have none, and none is built per frame.
+    deadline: Option<Pin<Box<Sleep>>>,
     /// `expired` was handed out: nothing more.
     ended: bool,
     /// Acceptance time of the oldest frame handed out since the last write.
@@ -111,6 +115,7 @@ impl Viewer {
             drain_at: None,
             lagged: false,
             expires_at: None,
+            deadline: None,
             ended: false,
             oldest_ms: 0,
             unrecorded_frames: 0,
@@ -130,6 +135,7 @@ impl Viewer {
             let ms = self.drain.as_millis() as u64;
             let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
             self.drain_at = Some(Instant::now() + delay);
+            self.arm();
         }
     }
 
@@ -139,6 +145,21 @@ impl Viewer {
         let now_ms = u64::try_from(live_proto::now_ms()).unwrap_or(0);
         let left = Duration::from_millis(exp.saturating_mul(1000).saturating_sub(now_ms));
         self.expires_at = Instant::now().checked_add(left);
+        self.arm();
+    }
+
+    /// (Re)sets the deadline timer to the sooner of drain and expiry.
+    fn arm(&mut self) {
+        let at = match (self.drain_at, self.expires_at) {
+            (Some(d), Some(e)) => d.min(e),
+            (Some(d), None) => d,
+            (None, Some(e)) => e,
+            (None, None) => return,
+        };
+        match &mut self.deadline {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
     }
 
     /// The next bytes to write, `None` to end the stream.
@@ -155,15 +176,11 @@ impl Viewer {
         loop {
             // One wait per frame: the room's broadcast (and the drain or expiry deadline,
             // whichever comes first, if any).
-            let deadline = match (self.drain_at, self.expires_at) {
-                (Some(d), Some(e)) => Some(d.min(e)),
-                (d, e) => d.or(e),
-            };
-            let received = match deadline {
+            let received = match self.deadline.as_mut() {
                 None => self.feed.recv().await,
-                Some(at) => tokio::select! {
+                Some(sleep) => tokio::select! {
                     biased;
-                    _ = tokio::time::sleep_until(at) => return self.deadline_passed(),
+                    _ = sleep.as_mut() => return self.deadline_passed(),
                     r = self.feed.recv() => r,
                 },
             };
