@@ -313,6 +313,16 @@ impl Connection {
         self.expires_at = Instant::now().checked_add(left);
     }
 
+    /// The next piece of the prelude; once it is empty its buffer is freed (50 topics'
+    /// snapshots, or a replay, must not stay allocated for the stream's life).
+    fn pop_prelude(&mut self) -> Option<Pending> {
+        let p = self.prelude.pop_front();
+        if self.prelude.is_empty() && self.prelude.capacity() > 0 {
+            self.prelude = VecDeque::new();
+        }
+        p
+    }
+
     /// The id after a comment: every video's position.
     fn composite_id(&self) -> Bytes {
         let regions = &self.registry.node().regions;
@@ -359,7 +369,7 @@ impl Connection {
         if self.ended {
             return false;
         }
-        while let Some(p) = self.prelude.pop_front() {
+        while let Some(p) = self.pop_prelude() {
             match p {
                 Pending::Bytes(b) => out.push(b),
                 Pending::Comment(slot, frame) => self.take(slot, frame, out),
@@ -395,7 +405,7 @@ impl Connection {
                     // Boxed: joining a topic (a JetStream replay) is a large future, and
                     // this one is part of every stream's resting state.
                     Box::pin(self.apply(change)).await;
-                    while let Some(p) = self.prelude.pop_front() {
+                    while let Some(p) = self.pop_prelude() {
                         match p {
                             Pending::Bytes(b) => out.push(b),
                             Pending::Comment(slot, frame) => self.take(slot, frame, out),

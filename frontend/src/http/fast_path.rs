@@ -131,7 +131,10 @@ async fn connection(
     };
     // Boxed: this task stays small while the stream runs.
     if complete && ViewerRequest::parse(&head).is_some() {
-        Box::pin(stream(tcp, head, events, options)).await
+        // The stream's resting state is exactly the pump's future: opening (and an
+        // error answer) happens in a box that is gone by then.
+        let pump = Box::pin(stream(tcp, head, events, options)).await;
+        pump.await
     } else {
         Box::pin(through_hyper(tcp, head, router, events, options)).await
     }
@@ -278,21 +281,26 @@ impl Opened {
     }
 }
 
-/// The fast path: checks and opens the stream, then writes its frames until it ends,
-/// the peer goes away, or a write times out.
+/// The fast path: checks and opens the stream (or answers its error); returns what
+/// then writes its frames until it ends, the peer goes away, or a write times out.
 async fn stream(
     tcp: TcpStream,
     head: BytesMut,
     events: Events,
     options: SocketOptions,
-) -> io::Result<()> {
+) -> Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send>> {
     let (reader, mut writer) = tcp.into_split();
-    // Boxed, and over once the stream is open: the checks, a JetStream replay, or the
-    // error answer take large futures, only briefly.
-    let (opened, cors) = Box::pin(open(head, events)).await;
+    let (opened, cors) = open(head, events).await;
+    let timeout = options.write_timeout;
     match opened {
-        Ok(opened) => pump(reader, writer, opened, cors, options).await,
-        Err(e) => Box::pin(write_error(&mut writer, e, &cors, options.write_timeout)).await,
+        Ok(opened) => {
+            let head = response::stream().http1_head(&cors);
+            Box::pin(pump(reader, writer, opened, head, timeout))
+        }
+        Err(e) => {
+            let r = write_error(&mut writer, e, &cors, timeout).await;
+            Box::pin(std::future::ready(r))
+        }
     }
 }
 
@@ -330,18 +338,14 @@ async fn pump(
     mut reader: tokio::net::tcp::OwnedReadHalf,
     writer: tokio::net::tcp::OwnedWriteHalf,
     mut viewer: Opened,
-    cors: String,
-    options: SocketOptions,
+    head: Bytes,
+    write_timeout: Duration,
 ) -> io::Result<()> {
     // A socket that accepts no bytes for the write timeout is cut. The timer is armed
     // only while a write waits (`TimeoutWriter`), not built for every write: that cost a
     // clock read and a shared reference count per delivery.
     let mut writer = Box::pin(TimeoutWriter::new(writer));
-    writer
-        .as_mut()
-        .set_timeout_pinned(Some(options.write_timeout));
-    let head = response::stream().http1_head(&cors);
-    drop(cors);
+    writer.as_mut().set_timeout_pinned(Some(write_timeout));
     write_counted(&mut writer, &[head]).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];

@@ -167,7 +167,7 @@ impl Viewer {
         if self.ended {
             return None;
         }
-        if let Some(b) = self.prelude.pop_front() {
+        if let Some(b) = self.pop_prelude() {
             return Some(b);
         }
         if self.end_after_prelude || self.lagged {
@@ -199,6 +199,16 @@ impl Viewer {
         }
     }
 
+    /// The next bytes of the prelude; once it is empty its buffer is freed (a replay
+    /// of thousands of comments must not stay allocated for the stream's life).
+    fn pop_prelude(&mut self) -> Option<Bytes> {
+        let b = self.prelude.pop_front();
+        if self.prelude.is_empty() && self.prelude.capacity() > 0 {
+            self.prelude = VecDeque::new();
+        }
+        b
+    }
+
     /// The drain or expiry deadline passed: the stream ends, with `expired` first if the
     /// token expired.
     fn deadline_passed(&mut self) -> Option<Bytes> {
@@ -219,7 +229,7 @@ impl Viewer {
         };
         out.push(first);
         while out.len() < max && !self.ended {
-            if let Some(b) = self.prelude.pop_front() {
+            if let Some(b) = self.pop_prelude() {
                 out.push(b);
                 continue;
             }
