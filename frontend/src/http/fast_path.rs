@@ -16,6 +16,7 @@
 //! hyper's timer applies the same bound to every later request head on a keep-alive
 //! connection and to the idle time between them (see [`live_common::conn`]).
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,7 +30,7 @@ use live_common::ApiError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_io_timeout::{TimeoutStream, TimeoutWriter};
+use tokio_io_timeout::TimeoutStream;
 use tokio_util::task::TaskTracker;
 
 use super::{Events, response};
@@ -86,7 +87,10 @@ pub async fn serve(
         };
         let (router, events) = (router.clone(), events.clone());
         connections.spawn(async move {
-            if let Err(e) = connection(tcp, router, events, options).await {
+            // The task's own future holds only a box: the setup's while it runs, then
+            // the serving future's, so an idle viewer keeps nothing of its setup.
+            let serving = Box::pin(connection(tcp, router, events, options)).await;
+            if let Err(e) = serving.await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
             drop(place);
@@ -100,43 +104,46 @@ pub async fn serve(
     Ok(())
 }
 
+/// What serves a connection once its first request head is read.
+type Serving = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+fn done(result: io::Result<()>) -> Serving {
+    Box::pin(std::future::ready(result))
+}
+
+/// Sets the socket up and reads its first request head; returns what serves it: the
+/// fast path's pump, or hyper.
 async fn connection(
     mut tcp: TcpStream,
     router: Router,
     events: Events,
     options: SocketOptions,
-) -> io::Result<()> {
-    tcp.set_nodelay(true)?;
-    if options.send_buffer > 0 {
-        socket2::SockRef::from(&tcp).set_send_buffer_size(options.send_buffer)?;
+) -> Serving {
+    if let Err(e) = tcp.set_nodelay(true) {
+        return done(Err(e));
+    }
+    if options.send_buffer > 0
+        && let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(options.send_buffer)
+    {
+        return done(Err(e));
     }
     // The whole head within the timeout, not each read: a byte every few seconds does
     // not keep the socket.
-    // Boxed, like both paths below: the task's own future stays a few hundred bytes
-    // while a stream runs for hours, instead of keeping room for every phase.
-    let head = match Box::pin(tokio::time::timeout(
-        options.head_timeout,
-        read_head(&mut tcp),
-    ))
-    .await
-    {
-        Ok(head) => head?,
+    let head = match tokio::time::timeout(options.head_timeout, read_head(&mut tcp)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => return done(Err(e)),
         Err(_) => {
             metrics::counter!("frontend_head_timeouts_total").increment(1);
             None
         }
     };
     let Some((head, complete)) = head else {
-        return Ok(());
+        return done(Ok(()));
     };
-    // Boxed: this task stays small while the stream runs.
     if complete && ViewerRequest::parse(&head).is_some() {
-        // The stream's resting state is exactly the pump's future: opening (and an
-        // error answer) happens in a box that is gone by then.
-        let pump = Box::pin(stream(tcp, head, events, options)).await;
-        pump.await
+        stream(tcp, head, events, options).await
     } else {
-        Box::pin(through_hyper(tcp, head, router, events, options)).await
+        Box::pin(through_hyper(tcp, head, router, events, options))
     }
 }
 
@@ -283,12 +290,7 @@ impl Opened {
 
 /// The fast path: checks and opens the stream (or answers its error); returns what
 /// then writes its frames until it ends, the peer goes away, or a write times out.
-async fn stream(
-    tcp: TcpStream,
-    head: BytesMut,
-    events: Events,
-    options: SocketOptions,
-) -> Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send>> {
+async fn stream(tcp: TcpStream, head: BytesMut, events: Events, options: SocketOptions) -> Serving {
     let (reader, mut writer) = tcp.into_split();
     let (opened, cors) = open(head, events).await;
     let timeout = options.write_timeout;
@@ -297,10 +299,7 @@ async fn stream(
             let head = response::stream().http1_head(&cors);
             Box::pin(pump(reader, writer, opened, head, timeout))
         }
-        Err(e) => {
-            let r = write_error(&mut writer, e, &cors, timeout).await;
-            Box::pin(std::future::ready(r))
-        }
+        Err(e) => done(write_error(&mut writer, e, &cors, timeout).await),
     }
 }
 
@@ -341,11 +340,8 @@ async fn pump(
     head: Bytes,
     write_timeout: Duration,
 ) -> io::Result<()> {
-    // A socket that accepts no bytes for the write timeout is cut. The timer is armed
-    // only while a write waits (`TimeoutWriter`), not built for every write: that cost a
-    // clock read and a shared reference count per delivery.
-    let mut writer = Box::pin(TimeoutWriter::new(writer));
-    writer.as_mut().set_timeout_pinned(Some(write_timeout));
+    // A socket that accepts no bytes for the write timeout is cut.
+    let mut writer = LazyTimeoutWriter::new(writer, write_timeout);
     write_counted(&mut writer, &[head]).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];
@@ -376,7 +372,7 @@ async fn pump(
     writer.shutdown().await
 }
 
-/// Writes `bufs` through a [`TimeoutWriter`], counting the writes that timed out.
+/// Writes `bufs` through a [`LazyTimeoutWriter`], counting the writes that timed out.
 async fn write_counted(writer: &mut (impl AsyncWrite + Unpin), bufs: &[Bytes]) -> io::Result<()> {
     let result = write_all_vectored(writer, bufs).await;
     if let Err(e) = &result
@@ -446,6 +442,101 @@ async fn write_error(
     let bufs = [answer.http1_head(cors), answer.body.clone()];
     write_with_timeout(writer, &bufs, timeout).await?;
     writer.shutdown().await
+}
+
+/// A viewer socket's write half, cut when it accepts no bytes for `timeout`.
+///
+/// Written here rather than `tokio_io_timeout::TimeoutWriter` (which the hyper path
+/// uses) because that one holds a timer from the start: 112 bytes per idle viewer, a
+/// twentieth of what a viewer costs. This one makes its timer the first time a write
+/// has to wait, and arms it only while one waits: nothing per delivery (a timeout
+/// built per write cost a clock read and a shared reference count each time).
+struct LazyTimeoutWriter {
+    half: tokio::net::tcp::OwnedWriteHalf,
+    timeout: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl LazyTimeoutWriter {
+    fn new(half: tokio::net::tcp::OwnedWriteHalf, timeout: Duration) -> Self {
+        LazyTimeoutWriter {
+            half,
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// After the socket said "not now": `Ready(Err)` once it has not taken a byte for
+    /// the timeout.
+    fn poll_timeout(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        let timer = self.timer.as_mut().expect("armed above");
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = false;
+                Poll::Ready(io::ErrorKind::TimedOut.into())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Passes a poll's outcome on; progress disarms the timer, waiting runs it.
+    fn checked<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(r) => {
+                self.armed = false;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_timeout(cx).map(Err),
+        }
+    }
+}
+
+impl AsyncWrite for LazyTimeoutWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.half).poll_write(cx, buf);
+        this.checked(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.half).poll_write_vectored(cx, bufs);
+        this.checked(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.half.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.half).poll_flush(cx);
+        this.checked(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.half).poll_shutdown(cx);
+        this.checked(cx, r)
+    }
 }
 
 /// A stream that first yields `prefix` (bytes already read), then reads from `inner`.
@@ -541,6 +632,29 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_takes_nothing_is_cut_after_the_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_reader, half) = server.into_split();
+        let mut writer = LazyTimeoutWriter::new(half, Duration::from_millis(200));
+        assert!(writer.timer.is_none(), "no timer until a write waits");
+        let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+        let started = tokio::time::Instant::now();
+        // The client never reads: the kernel buffers fill, then the timeout cuts.
+        let err = loop {
+            if let Err(e) = write_all_vectored(&mut writer, std::slice::from_ref(&chunk)).await {
+                break e;
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        drop(client);
     }
 
     #[tokio::test]
