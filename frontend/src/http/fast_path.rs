@@ -290,16 +290,20 @@ impl Opened {
 
 /// The fast path: checks and opens the stream (or answers its error); returns what
 /// then writes its frames until it ends, the peer goes away, or a write times out.
-async fn stream(tcp: TcpStream, head: BytesMut, events: Events, options: SocketOptions) -> Serving {
-    let (reader, mut writer) = tcp.into_split();
+async fn stream(
+    mut tcp: TcpStream,
+    head: BytesMut,
+    events: Events,
+    options: SocketOptions,
+) -> Serving {
     let (opened, cors) = open(head, events).await;
     let timeout = options.write_timeout;
     match opened {
         Ok(opened) => {
             let head = response::stream().http1_head(&cors);
-            Box::pin(pump(reader, writer, opened, head, timeout))
+            Box::pin(pump(tcp, opened, head, timeout))
         }
-        Err(e) => done(write_error(&mut writer, e, &cors, timeout).await),
+        Err(e) => done(write_error(&mut tcp, e, &cors, timeout).await),
     }
 }
 
@@ -331,15 +335,15 @@ async fn open(head: BytesMut, events: Events) -> (Result<Opened, ApiError>, Stri
 }
 
 /// Writes the stream's frames until it ends, the peer goes away, or a write times out.
-/// This future is what a viewer costs while it watches: it holds only the socket's
-/// halves, the stream and one batch.
+/// This future is what a viewer costs while it watches: it holds only the socket (split
+/// by borrowing, not into two shared halves), the stream and one batch.
 async fn pump(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
-    writer: tokio::net::tcp::OwnedWriteHalf,
+    mut tcp: TcpStream,
     mut viewer: Opened,
     head: Bytes,
     write_timeout: Duration,
 ) -> io::Result<()> {
+    let (mut reader, writer) = tcp.split();
     // A socket that accepts no bytes for the write timeout is cut.
     let mut writer = LazyTimeoutWriter::new(writer, write_timeout);
     write_counted(&mut writer, &[head]).await?;
@@ -451,15 +455,15 @@ async fn write_error(
 /// twentieth of what a viewer costs. This one makes its timer the first time a write
 /// has to wait, and arms it only while one waits: nothing per delivery (a timeout
 /// built per write cost a clock read and a shared reference count each time).
-struct LazyTimeoutWriter {
-    half: tokio::net::tcp::OwnedWriteHalf,
+struct LazyTimeoutWriter<W> {
+    half: W,
     timeout: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     armed: bool,
 }
 
-impl LazyTimeoutWriter {
-    fn new(half: tokio::net::tcp::OwnedWriteHalf, timeout: Duration) -> Self {
+impl<W: AsyncWrite + Unpin> LazyTimeoutWriter<W> {
+    fn new(half: W, timeout: Duration) -> Self {
         LazyTimeoutWriter {
             half,
             timeout,
@@ -501,7 +505,7 @@ impl LazyTimeoutWriter {
     }
 }
 
-impl AsyncWrite for LazyTimeoutWriter {
+impl<W: AsyncWrite + Unpin> AsyncWrite for LazyTimeoutWriter<W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -641,8 +645,7 @@ mod tests {
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let (_reader, half) = server.into_split();
-        let mut writer = LazyTimeoutWriter::new(half, Duration::from_millis(200));
+        let mut writer = LazyTimeoutWriter::new(server, Duration::from_millis(200));
         assert!(writer.timer.is_none(), "no timer until a write waits");
         let chunk = Bytes::from(vec![0u8; 64 * 1024]);
         let started = tokio::time::Instant::now();

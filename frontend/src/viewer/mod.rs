@@ -37,7 +37,6 @@ pub struct Viewer {
     feed: broadcast::Receiver<Frame>,
     /// The viewer's position per region: comments at or before it are not sent again.
     cursor: Cursor,
-    drain: Duration,
     drain_at: Option<Instant>,
     /// Frames were lost to the bounded queue: the stream ends (the client resumes).
     lagged: bool,
@@ -111,7 +110,6 @@ impl Viewer {
             end_after_prelude,
             feed,
             cursor: position,
-            drain: settings.drain,
             drain_at: None,
             lagged: false,
             expires_at: None,
@@ -132,7 +130,7 @@ impl Viewer {
     /// reconnect to the other nodes spread out.
     fn start_drain(&mut self) {
         if self.drain_at.is_none() {
-            let ms = self.drain.as_millis() as u64;
+            let ms = self._membership.node().settings.drain.as_millis() as u64;
             let delay = Duration::from_millis(rand::rng().random_range(0..=ms));
             self.drain_at = Some(Instant::now() + delay);
             self.arm();
