@@ -313,6 +313,11 @@ impl Connection {
         self.expires_at = Instant::now().checked_add(left);
     }
 
+    /// Puts `bytes` (the answer's head) before everything else the stream writes.
+    pub fn prepend(&mut self, bytes: Bytes) {
+        self.prelude.push_front(Pending::Bytes(bytes));
+    }
+
     /// The next piece of the prelude; once it is empty its buffer is freed (50 topics'
     /// snapshots, or a replay, must not stay allocated for the stream's life).
     fn pop_prelude(&mut self) -> Option<Pending> {

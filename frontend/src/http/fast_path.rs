@@ -280,6 +280,13 @@ impl Opened {
         }
     }
 
+    fn prepend(&mut self, bytes: Bytes) {
+        match self {
+            Opened::Video(v) => v.prepend(bytes),
+            Opened::Stream(c) => c.prepend(bytes),
+        }
+    }
+
     fn record_written(&mut self, pieces: usize) {
         match self {
             Opened::Video(v) => v.record_written(pieces),
@@ -299,9 +306,10 @@ async fn stream(
     let (opened, cors) = open(head, events).await;
     let timeout = options.write_timeout;
     match opened {
-        Ok(opened) => {
-            let head = response::stream().http1_head(&cors);
-            Box::pin(pump(tcp, opened, head, timeout))
+        Ok(mut opened) => {
+            // The head goes out with the stream's first events, in one write.
+            opened.prepend(response::stream().http1_head(&cors));
+            Box::pin(pump(tcp, opened, timeout))
         }
         Err(e) => done(write_error(&mut tcp, e, &cors, timeout).await),
     }
@@ -337,16 +345,10 @@ async fn open(head: BytesMut, events: Events) -> (Result<Opened, ApiError>, Stri
 /// Writes the stream's frames until it ends, the peer goes away, or a write times out.
 /// This future is what a viewer costs while it watches: it holds only the socket (split
 /// by borrowing, not into two shared halves), the stream and one batch.
-async fn pump(
-    mut tcp: TcpStream,
-    mut viewer: Opened,
-    head: Bytes,
-    write_timeout: Duration,
-) -> io::Result<()> {
+async fn pump(mut tcp: TcpStream, mut viewer: Opened, write_timeout: Duration) -> io::Result<()> {
     let (mut reader, writer) = tcp.split();
     // A socket that accepts no bytes for the write timeout is cut.
     let mut writer = LazyTimeoutWriter::new(writer, write_timeout);
-    write_counted(&mut writer, &[head]).await?;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut probe = [0u8; 1];
     loop {

@@ -36,7 +36,7 @@ pub struct Viewer {
     /// The room's broadcast: comments, likes, viewer counts, heartbeats, drain.
     feed: broadcast::Receiver<Frame>,
     /// The viewer's position per region: comments at or before it are not sent again.
-    cursor: Cursor,
+    cursor: Box<[u64]>,
     drain_at: Option<Instant>,
     /// Frames were lost to the bounded queue: the stream ends (the client resumes).
     lagged: bool,
@@ -109,7 +109,7 @@ impl Viewer {
             prelude,
             end_after_prelude,
             feed,
-            cursor: position,
+            cursor: position.into_boxed_slice(),
             drain_at: None,
             lagged: false,
             expires_at: None,
@@ -205,6 +205,12 @@ impl Viewer {
             self.prelude = VecDeque::new();
         }
         b
+    }
+
+    /// Puts `bytes` (the answer's head) before everything else the stream writes, so
+    /// they go out with the first batch.
+    pub fn prepend(&mut self, bytes: Bytes) {
+        self.prelude.push_front(bytes);
     }
 
     /// The drain or expiry deadline passed: the stream ends, with `expired` first if the
