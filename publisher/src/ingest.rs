@@ -25,12 +25,19 @@ use crate::service::{RefusedError, Service, idempotency_key};
 /// Comments being stored at once from NATS ingest; beyond it the subscription waits.
 const MAX_COMMENTS_IN_FLIGHT: usize = 4096;
 
-/// Serves the ingest subjects until `shutdown` resolves, then drains the subscription.
-pub async fn serve(
-    client: async_nats::Client,
-    service: Arc<Service>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), async_nats::SubscribeError> {
+/// The ingest subscriptions (queue group `publisher`), taken before the publisher says
+/// it is up.
+pub struct Subscriptions {
+    videos: async_nats::Subscriber,
+    conversations: async_nats::Subscriber,
+}
+
+/// Subscribes to the ingest subjects and waits until the server has the interest: a
+/// request sent once `/healthz` answers finds a responder (before, one sent right
+/// after a restart could get "no responders").
+pub async fn subscribe(
+    client: &async_nats::Client,
+) -> Result<Subscriptions, async_nats::SubscribeError> {
     let videos = client
         .queue_subscribe(subjects::INGEST_ALL, subjects::INGEST_QUEUE.into())
         .await?;
@@ -40,6 +47,31 @@ pub async fn serve(
             subjects::INGEST_QUEUE.into(),
         )
         .await?;
+    // A round trip through the server, which handles a connection's commands in order:
+    // once a request sent after the subscriptions is answered, it has them.
+    // (`Client::flush` only empties the socket's buffer.) `$JS.API.INFO` is one the
+    // publisher's NATS role may send and its JetStream always answers.
+    let barrier = client.request("$JS.API.INFO", bytes::Bytes::new());
+    if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(5), barrier).await {
+        tracing::warn!(error = %e, "ingest subscriptions not confirmed by the server");
+    }
+    Ok(Subscriptions {
+        videos,
+        conversations,
+    })
+}
+
+/// Serves the ingest subscriptions until `shutdown` resolves, then drains them.
+pub async fn serve(
+    client: async_nats::Client,
+    service: Arc<Service>,
+    subscriptions: Subscriptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), async_nats::SubscribeError> {
+    let Subscriptions {
+        videos,
+        conversations,
+    } = subscriptions;
     let mut sub = futures::stream::select(videos, conversations);
     let in_flight = Arc::new(Semaphore::new(MAX_COMMENTS_IN_FLIGHT));
     tokio::pin!(shutdown);

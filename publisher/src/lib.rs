@@ -162,9 +162,11 @@ pub async fn run(
         ),
     });
 
+    let subscriptions = ingest::subscribe(&client).await?;
     let ingest = tasks.spawn(ingest::serve(
         client.clone(),
         service.clone(),
+        subscriptions,
         stop.clone().cancelled_owned(),
     ));
     if config.replicas > 1 {
