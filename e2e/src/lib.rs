@@ -293,3 +293,14 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
+
+/// Waits until the server has handled everything `client` sent before (its
+/// subscriptions above all): a request it answers itself, after them on the same
+/// connection. `Client::flush` only empties the socket's buffer, so a message published
+/// by another connection right after it can still miss a new subscription.
+pub async fn server_has_subscriptions(client: &async_nats::Client) {
+    client
+        .request("$JS.API.INFO", bytes::Bytes::new())
+        .await
+        .expect("a round trip through the server (JetStream on)");
+}

@@ -79,7 +79,7 @@ fn read_url(p: &Service, c: &str) -> String {
 async fn watch_all(nats: &NatsServer) -> (async_nats::Client, async_nats::Subscriber) {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let sub = client.subscribe("conv.v1.>").await.unwrap();
-    client.flush().await.unwrap();
+    e2e::server_has_subscriptions(&client).await;
     (client, sub)
 }
 
@@ -730,7 +730,7 @@ async fn latency_from_request_to_a_nats_subscriber() {
         .subscribe(subjects::conversation_live_all(&conv("lat")))
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    e2e::server_has_subscriptions(&client).await;
     let http = reqwest::Client::new();
     // The publisher answers /healthz before its ingest subscription is surely in place:
     // wait for it (an unanswered publish below would be lost).
