@@ -111,9 +111,14 @@ pub async fn run(
         node::Settings::from(&config),
         resets,
     );
-    let registry = registry::Registry::new(node.clone(), config.presence_grace);
+    // Subscribed before HTTP is served: a connection handed out, or a member online
+    // here, is reachable from the other nodes at once.
+    let probes = presence::subscribe_probes(&node).await;
+    let registry = registry::Registry::new(node.clone(), config.presence_grace, probes);
     let connections = connection::control::Connections::new();
-    node.tasks.spawn(connections.clone().serve(node.clone()));
+    let control = connections.subscribe(&node).await;
+    node.tasks
+        .spawn(connections.clone().serve(node.clone(), control));
 
     let events = http::Events {
         registry: registry.clone(),

@@ -113,10 +113,18 @@ pub enum Full {
 }
 
 impl Registry {
-    pub fn new(node: Arc<Node>, presence_grace: std::time::Duration) -> Arc<Self> {
+    /// The tables, and the node's announcer of its members, answering `probes`.
+    pub fn new(
+        node: Arc<Node>,
+        presence_grace: std::time::Duration,
+        probes: async_nats::Subscriber,
+    ) -> Arc<Self> {
         let members = Announcer::new(presence_grace, node.settings.presence_ttl);
-        node.tasks
-            .spawn(presence::run_announcer(members.clone(), node.clone()));
+        node.tasks.spawn(presence::run_announcer(
+            members.clone(),
+            node.clone(),
+            probes,
+        ));
         Arc::new(Registry {
             node,
             videos: Table::new(),

@@ -97,18 +97,23 @@ impl Connections {
         self.lock().is_empty()
     }
 
-    /// Answers the changes sent to this node's connections, until the node stops.
-    pub async fn serve(self: Arc<Self>, node: Arc<Node>) {
+    /// Subscribes to the changes sent to this node's connections (before the node
+    /// serves HTTP, so a connection it hands out is reachable at once).
+    pub async fn subscribe(&self, node: &Node) -> async_nats::Subscriber {
         let subject = subjects::stream_control_all(&self.node_key);
-        let mut requests = loop {
+        loop {
             match node.client.subscribe(subject.clone()).await {
-                Ok(sub) => break sub,
+                Ok(sub) => return sub,
                 Err(e) => {
                     tracing::warn!(error = %e, "subscribe failed, retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Answers the changes arriving on `requests`, until the node stops.
+    pub async fn serve(self: Arc<Self>, node: Arc<Node>, mut requests: async_nats::Subscriber) {
         loop {
             let msg = tokio::select! {
                 msg = requests.next() => match msg {

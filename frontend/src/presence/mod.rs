@@ -184,19 +184,28 @@ impl Announcer {
     }
 }
 
-/// Publishes what [`Members`] decides, and answers probes for members it has. Ends when
-/// the node stops, without saying offline: a stopping node's members reconnect
-/// elsewhere, and those that do not drop out after the TTL.
-pub async fn run_announcer(announcer: Arc<Announcer>, node: Arc<Node>) {
-    let mut probes = loop {
+/// Subscribes to the probes of every member (before the node serves HTTP, so a watcher
+/// elsewhere hears of a member as soon as its first connection opens here).
+pub async fn subscribe_probes(node: &Node) -> async_nats::Subscriber {
+    loop {
         match node.client.subscribe(subjects::PRESENCE_PROBE_ALL).await {
-            Ok(sub) => break sub,
+            Ok(sub) => return sub,
             Err(e) => {
                 tracing::warn!(error = %e, "subscribe failed, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-    };
+    }
+}
+
+/// Publishes what [`Members`] decides, and answers probes for members it has. Ends when
+/// the node stops, without saying offline: a stopping node's members reconnect
+/// elsewhere, and those that do not drop out after the TTL.
+pub async fn run_announcer(
+    announcer: Arc<Announcer>,
+    node: Arc<Node>,
+    mut probes: async_nats::Subscriber,
+) {
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
         let next = announcer.members().next_due();
