@@ -82,23 +82,27 @@ impl Conversation {
                     return undecodable();
                 };
                 metrics::counter!("frontend_events_in_total", "kind" => "read").increment(1);
-                let at = receipt.accepted_at_ms;
-                let data = serde_json::json!({ "user": receipt.user, "message": receipt.message });
+                let (user, message, at) = (
+                    receipt.user.clone(),
+                    receipt.message.clone(),
+                    receipt.accepted_at_ms,
+                );
                 let mut receipts = self.receipts();
                 match receipts.apply(receipt) {
                     // Under the lock: a joining stream has it in its snapshot or its feed.
-                    Ok(true) => self.hub.broadcast(sse::topic_event(
-                        Kind::Read,
-                        "read",
-                        &self.hub.topic,
-                        &data,
-                        at,
-                    )),
+                    Ok(true) => self.broadcast_read(&user, &message, at),
                     Ok(false) => {}
                     Err(_) => undecodable(),
                 }
             }
         }
+    }
+
+    /// `read`: `user` has now read up to `message`.
+    fn broadcast_read(&self, user: &str, message: &str, accepted_at_ms: i64) {
+        let data = serde_json::json!({ "user": user, "message": message });
+        let frame = sse::topic_event(Kind::Read, "read", &self.hub.topic, &data, accepted_at_ms);
+        self.hub.broadcast(frame);
     }
 
     /// Reads every region's stored receipts (a region that does not answer is left
@@ -112,19 +116,12 @@ impl Conversation {
                     for (subject, revision, payload) in entries {
                         match receipts.apply_stored(&subject, revision, &payload) {
                             Ok(true) => {
-                                if let Some(receipt) = subjects::parse_receipt(&subject)
+                                if let Some(r) = subjects::parse_receipt(&subject)
                                     .and_then(|(_, _, user)| receipts.get(&user))
                                 {
-                                    let data = serde_json::json!({
-                                        "user": receipt.user, "message": receipt.message
-                                    });
-                                    self.hub.broadcast(sse::topic_event(
-                                        Kind::Read,
-                                        "read",
-                                        &self.hub.topic,
-                                        &data,
-                                        0,
-                                    ));
+                                    // Found late (its live event was lost): no latency
+                                    // sample (0).
+                                    self.broadcast_read(&r.user, &r.message, 0);
                                 }
                             }
                             Ok(false) => {}
@@ -152,29 +149,18 @@ pub async fn run<F>(conversation: Arc<Conversation>, node: Arc<Node>, release: F
 where
     F: Fn(&Arc<Conversation>) -> bool + Send + 'static,
 {
-    let subject = subjects::conversation_live_all(&conversation.id);
-    let mut sub = loop {
-        match node.client.subscribe(subject.clone()).await {
-            Ok(sub) => break sub,
-            Err(e) => {
-                tracing::warn!(conversation = %conversation.id, error = %e, "subscribe failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
+    let mut sub = node
+        .subscribe(subjects::conversation_live_all(&conversation.id))
+        .await;
     // Subscribed first: a receipt stored while the snapshot is read arrives live too,
     // and the merge keeps the newer.
     conversation.load(&node).await;
     conversation.hub.set_ready();
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut grace: Option<Instant> = None;
-    let mut heartbeat = tokio::time::interval_at(
-        Instant::now() + node.settings.heartbeat,
-        node.settings.heartbeat,
-    );
     let jitter = || RELOAD.mul_f64(rand::random_range(0.5..1.5));
     let mut reload = Instant::now() + jitter();
     let mut reconnects = node.reconnects.clone();
+    let vacated = conversation.hub.occupancy.vacated(node.settings.room_grace);
+    tokio::pin!(vacated);
     loop {
         tokio::select! {
             msg = sub.next() => match msg {
@@ -191,17 +177,12 @@ where
                 let (c, n) = (conversation.clone(), node.clone());
                 tokio::spawn(async move { c.load(&n).await });
             }
-            _ = heartbeat.tick() => conversation.hub.broadcast(sse::heartbeat()),
-            _ = conversation.hub.occupancy.idle() => {
-                if conversation.hub.occupancy.count() == 0 {
-                    grace = Some(Instant::now() + node.settings.room_grace);
-                }
-            }
-            _ = tokio::time::sleep_until(grace.unwrap_or(far)), if grace.is_some() => {
-                grace = None;
+            _ = &mut vacated => {
                 if release(&conversation) {
                     break;
                 }
+                // Somebody came back meanwhile.
+                vacated.set(conversation.hub.occupancy.vacated(node.settings.room_grace));
             }
             _ = node.stopped.cancelled() => break,
         }

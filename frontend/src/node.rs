@@ -97,4 +97,18 @@ impl Node {
             replays: Semaphore::new(MAX_REPLAYS),
         })
     }
+
+    /// Subscribes to `subject`, retrying every half second while NATS refuses (it is
+    /// reconnecting): a room, or the node's own listeners, wait rather than fail.
+    pub async fn subscribe(&self, subject: String) -> async_nats::Subscriber {
+        loop {
+            match self.client.subscribe(subject.clone()).await {
+                Ok(sub) => return sub,
+                Err(e) => {
+                    tracing::warn!(%subject, error = %e, "subscribe failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
 }

@@ -112,6 +112,16 @@ pub enum Full {
     Rooms(usize),
 }
 
+/// A full node answers 503: another node, or this one in a while, has room.
+impl From<Full> for live_common::ApiError {
+    fn from(e: Full) -> Self {
+        live_common::ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_secs: 5,
+        }
+    }
+}
+
 impl Registry {
     /// The tables, and the node's announcer of its members, answering `probes`.
     pub fn new(

@@ -48,7 +48,7 @@ pub fn router(service: Arc<Service>) -> Router {
 /// `user` may be left out when auth is on (it is then the token's `sub`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LikeBody {
+struct UserBody {
     #[serde(default)]
     user: Option<String>,
 }
@@ -69,7 +69,7 @@ async fn post_like(
 ) -> Result<Response, ApiError> {
     let caller = caller(&service.auth, &headers)?;
     let video = VideoId::parse(&video).map_err(bad)?;
-    let body: LikeBody = json_body(&headers, body)?;
+    let body: UserBody = json_body(&headers, body)?;
     let user = caller.acting_as(body.user.as_deref())?;
     let key = idempotency_header(&headers)?;
     let total = service.like(video, &user, key).await?;
@@ -92,14 +92,6 @@ async fn post_comment(
     Ok(accepted(serde_json::json!({ "id": id.to_string() })))
 }
 
-/// `user` may be left out when auth is on (it is then the token's `sub`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TypingBody {
-    #[serde(default)]
-    user: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReadBody {
@@ -118,7 +110,7 @@ async fn post_typing(
 ) -> Result<Response, ApiError> {
     let conversation = ConversationId::parse(&conversation).map_err(bad)?;
     let caller = member(&service.auth, &headers, &conversation)?;
-    let body: TypingBody = json_body(&headers, body)?;
+    let body: UserBody = json_body(&headers, body)?;
     let user = caller.acting_as(body.user.as_deref())?;
     let typing = service.conversations.typing(&conversation, &user).await?;
     Ok(accepted(serde_json::json!({ "until_ms": typing.until_ms })))
@@ -351,7 +343,7 @@ mod tests {
 
     #[test]
     fn body_shapes() {
-        let like: LikeBody = parse(br#"{}"#).unwrap();
+        let like: UserBody = parse(br#"{}"#).unwrap();
         assert_eq!(like.user, None);
         let comment: CommentBody = parse(br#"{"user":"u","text":"t"}"#).unwrap();
         assert_eq!(
@@ -365,7 +357,7 @@ mod tests {
             b"",
             b"null",
         ] {
-            assert_eq!(parse::<LikeBody>(bad).unwrap_err().status(), 400);
+            assert_eq!(parse::<UserBody>(bad).unwrap_err().status(), 400);
         }
         assert_eq!(
             parse::<CommentBody>(br#"{"user":"u"}"#)
@@ -378,7 +370,7 @@ mod tests {
             (read.user.as_deref(), read.message.as_str()),
             (Some("u"), "m1")
         );
-        let typing: TypingBody = parse(br#"{"user":"u"}"#).unwrap();
+        let typing: UserBody = parse(br#"{"user":"u"}"#).unwrap();
         assert_eq!(typing.user.as_deref(), Some("u"));
         for bad in [
             &br#"{"user":"u"}"#[..],
@@ -388,7 +380,7 @@ mod tests {
             assert_eq!(parse::<ReadBody>(bad).unwrap_err().status(), 400);
         }
         assert_eq!(
-            parse::<TypingBody>(br#"{"user":"u","until_ms":1}"#)
+            parse::<UserBody>(br#"{"user":"u","until_ms":1}"#)
                 .unwrap_err()
                 .status(),
             400
@@ -429,7 +421,7 @@ mod tests {
             if let Err(e) = parse::<CommentBody>(&body) {
                 prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
             }
-            if let Err(e) = parse::<LikeBody>(&body) {
+            if let Err(e) = parse::<UserBody>(&body) {
                 prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
             }
         }
@@ -442,7 +434,7 @@ mod tests {
                 let _ = c.user.as_deref().map(live_proto::UserId::parse);
                 let _ = CommentText::parse(&c.text);
             }
-            let _ = parse::<LikeBody>(&body);
+            let _ = parse::<UserBody>(&body);
         }
 
         #[test]
@@ -457,7 +449,7 @@ mod tests {
         fn content_type_is_checked_never_panics(ct in "[ -~]{0,60}") {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).unwrap());
-            let r = json_body::<LikeBody>(&h, Ok(Bytes::from_static(b"{}")));
+            let r = json_body::<UserBody>(&h, Ok(Bytes::from_static(b"{}")));
             let is_json = ct.split(';').next().unwrap().trim().eq_ignore_ascii_case("application/json");
             prop_assert_eq!(r.is_ok(), is_json);
         }

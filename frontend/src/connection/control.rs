@@ -100,16 +100,8 @@ impl Connections {
     /// Subscribes to the changes sent to this node's connections (before the node
     /// serves HTTP, so a connection it hands out is reachable at once).
     pub async fn subscribe(&self, node: &Node) -> async_nats::Subscriber {
-        let subject = subjects::stream_control_all(&self.node_key);
-        loop {
-            match node.client.subscribe(subject.clone()).await {
-                Ok(sub) => return sub,
-                Err(e) => {
-                    tracing::warn!(error = %e, "subscribe failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
+        node.subscribe(subjects::stream_control_all(&self.node_key))
+            .await
     }
 
     /// Answers the changes arriving on `requests`, until the node stops.

@@ -96,7 +96,6 @@ pub struct Connection {
     owner: Option<String>,
     max_topics: usize,
     heartbeat: Pin<Box<Sleep>>,
-    heartbeat_every: Duration,
     drain: Duration,
     drain_at: Option<Instant>,
     expires_at: Option<Instant>,
@@ -149,7 +148,6 @@ impl Connection {
             owner: open.owner,
             max_topics: open.max_topics,
             heartbeat: Box::pin(tokio::time::sleep(heartbeat_every)),
-            heartbeat_every,
             drain: node.settings.drain,
             drain_at: None,
             expires_at: None,
@@ -193,21 +191,11 @@ impl Connection {
             message: format!("{topic} is not available yet"),
             retry_after_secs: 1,
         };
-        let full = |e: crate::registry::Full| ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_secs: 5,
-        };
         let slot = self.next_slot;
         let name = topic.to_string();
         let (feed, watching) = match &topic {
             Topic::Video(video) => {
-                let membership =
-                    self.registry
-                        .join(video.clone())
-                        .map_err(|e| ApiError::Unavailable {
-                            message: e.to_string(),
-                            retry_after_secs: 5,
-                        })?;
+                let membership = self.registry.join(video.clone())?;
                 let room = membership.room().clone();
                 if !room.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
@@ -249,7 +237,7 @@ impl Connection {
                 )
             }
             Topic::Conversation(id) => {
-                let member = self.registry.join_conversation(id.clone()).map_err(full)?;
+                let member = self.registry.join_conversation(id.clone())?;
                 if !member.room().hub.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
                 }
@@ -258,7 +246,7 @@ impl Connection {
                 (feed, Watching::Conversation { _member: member })
             }
             Topic::Presence(m) => {
-                let member = self.registry.join_presence(m.clone()).map_err(full)?;
+                let member = self.registry.join_presence(m.clone())?;
                 if !member.room().hub.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
                 }
@@ -311,6 +299,17 @@ impl Connection {
         let now_ms = u64::try_from(live_proto::now_ms()).unwrap_or(0);
         let left = Duration::from_millis(exp.saturating_mul(1000).saturating_sub(now_ms));
         self.expires_at = Instant::now().checked_add(left);
+    }
+
+    /// Moves the prelude into `out`, until `out` holds `max` pieces.
+    fn write_prelude(&mut self, out: &mut Vec<Bytes>, max: usize) {
+        while out.len() < max {
+            match self.pop_prelude() {
+                Some(Pending::Bytes(b)) => out.push(b),
+                Some(Pending::Comment(slot, frame)) => self.take(slot, frame, out),
+                None => break,
+            }
+        }
     }
 
     /// Puts `bytes` (the answer's head) before everything else the stream writes.
@@ -374,14 +373,9 @@ impl Connection {
         if self.ended {
             return false;
         }
-        while let Some(p) = self.pop_prelude() {
-            match p {
-                Pending::Bytes(b) => out.push(b),
-                Pending::Comment(slot, frame) => self.take(slot, frame, out),
-            }
-            if out.len() >= max {
-                return true;
-            }
+        self.write_prelude(out, max);
+        if out.len() >= max {
+            return true;
         }
         if !out.is_empty() {
             return true;
@@ -410,12 +404,8 @@ impl Connection {
                     // Boxed: joining a topic (a JetStream replay) is a large future, and
                     // this one is part of every stream's resting state.
                     Box::pin(self.apply(change)).await;
-                    while let Some(p) = self.pop_prelude() {
-                        match p {
-                            Pending::Bytes(b) => out.push(b),
-                            Pending::Comment(slot, frame) => self.take(slot, frame, out),
-                        }
-                    }
+                    // The new topic's first state goes out now.
+                    self.write_prelude(out, usize::MAX);
                 }
                 item = self.feeds.next(), if !self.feeds.is_empty() => match item {
                     Some((slot, Ok(frame))) => {
@@ -443,7 +433,7 @@ impl Connection {
                     // Every interval, whatever else was written: re-arming the timer on
                     // every write would cost a timer update per delivery.
                     out.push(sse::heartbeat().tagged);
-                    let next = Instant::now() + self.heartbeat_every;
+                    let next = Instant::now() + self.registry.node().settings.heartbeat;
                     self.heartbeat.as_mut().reset(next);
                 }
             }

@@ -19,8 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use live_common::ApiError;
-use live_common::jwt::Verifier;
-use live_proto::VideoId;
+use live_common::jwt::{Claims, Verifier};
+use live_proto::{Topic, VideoId};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -170,26 +170,62 @@ struct EventsQuery {
     token: Option<String>,
 }
 
-/// With auth on: the token must be valid (401) and list the video (403). Returns the
-/// token's `exp`, when the stream must end (`None`: auth off).
-fn authorize(
-    verifier: Option<&Verifier>,
-    video: &VideoId,
-    token: Option<&str>,
-) -> Result<Option<u64>, ApiError> {
-    let Some(verifier) = verifier else {
-        return Ok(None);
-    };
-    let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
-    let claims = verifier
-        .verify(token)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    if !claims.allows_video(video.as_str()) {
-        return Err(ApiError::Forbidden(
-            "token does not allow this video".into(),
-        ));
+/// Whether a token's claims allow watching `topic`.
+fn allows(claims: &Claims, topic: &Topic) -> bool {
+    match topic {
+        Topic::Video(v) => claims.allows_video(v.as_str()),
+        Topic::Conversation(c) => claims
+            .conversations
+            .iter()
+            .flatten()
+            .any(|id| id == c.as_str()),
+        Topic::Presence(_) => true,
     }
-    Ok(claims.exp)
+}
+
+/// The `Last-Event-ID` of a stream request: the header (sent by EventSource on its own
+/// reconnects) wins over the query parameter, which may be stale.
+fn last_event_id(header: Option<&[u8]>, query: Option<String>) -> Result<Option<String>, ApiError> {
+    match header {
+        Some(v) => std::str::from_utf8(v)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into())),
+        None => Ok(query),
+    }
+}
+
+impl Events {
+    /// With auth on, the token must be valid (401) and allow every one of `topics`
+    /// (403); its claims (`None` with auth off). The one check of both streams and of
+    /// the topics endpoints.
+    fn claims_for(
+        &self,
+        token: Option<&str>,
+        topics: &[Topic],
+    ) -> Result<Option<Claims>, ApiError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
+        let claims = verifier
+            .verify(token)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if let Some(t) = topics.iter().find(|t| !allows(&claims, t)) {
+            return Err(ApiError::Forbidden(format!("token does not allow {t}")));
+        }
+        Ok(Some(claims))
+    }
+
+    /// 503 once the node is shutting down.
+    fn refuse_if_stopping(&self) -> Result<(), ApiError> {
+        if *self.stopping.borrow() {
+            return Err(ApiError::Unavailable {
+                message: "this frontend is shutting down".into(),
+                retry_after_secs: 1,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Events {
@@ -199,42 +235,24 @@ impl Events {
         &self,
         video: &str,
         query: Option<&str>,
-        last_event_id: Option<&[u8]>,
+        last_event_id_header: Option<&[u8]>,
     ) -> Result<Viewer, ApiError> {
         let video = VideoId::parse(video).map_err(|e| ApiError::BadRequest(e.0))?;
         let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or(""))
             .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
         let regions = &self.registry.node().regions;
-        let expires = authorize(self.verifier.as_ref(), &video, query.token.as_deref())?;
-        // The header (sent by EventSource on its own reconnects) wins over the query
-        // parameter, which may be stale.
-        let raw_cursor = match last_event_id {
-            Some(v) => Some(
-                std::str::from_utf8(v)
-                    .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?
-                    .to_owned(),
-            ),
-            None => query.last_event_id,
-        };
-        let cursor = match raw_cursor {
+        // The token's `exp`: when the stream must end.
+        let expires = self
+            .claims_for(query.token.as_deref(), &[Topic::Video(video.clone())])?
+            .and_then(|claims| claims.exp);
+        let cursor = match last_event_id(last_event_id_header, query.last_event_id)? {
             Some(raw) => cursor::parse(regions, &raw).ok_or_else(|| {
                 ApiError::BadRequest("invalid Last-Event-ID: expected a comment id".into())
             })?,
             None => None,
         };
-        if *self.stopping.borrow() {
-            return Err(ApiError::Unavailable {
-                message: "this frontend is shutting down".into(),
-                retry_after_secs: 1,
-            });
-        }
-        let membership = self
-            .registry
-            .join(video)
-            .map_err(|e| ApiError::Unavailable {
-                message: e.to_string(),
-                retry_after_secs: 5,
-            })?;
+        self.refuse_if_stopping()?;
+        let membership = self.registry.join(video)?;
         let draining = *self.stopping.borrow();
         let mut viewer = Viewer::open(membership, cursor, draining)
             .await

@@ -13,7 +13,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use live_common::ApiError;
-use live_common::jwt::Claims;
 use live_proto::{MemberId, Topic};
 use serde::Deserialize;
 
@@ -31,40 +30,7 @@ struct StreamQuery {
     last_event_id: Option<String>,
 }
 
-/// Whether a token's claims allow watching `topic`.
-fn allows(claims: &Claims, topic: &Topic) -> bool {
-    match topic {
-        Topic::Video(v) => claims.allows_video(v.as_str()),
-        Topic::Conversation(c) => claims
-            .conversations
-            .iter()
-            .flatten()
-            .any(|id| id == c.as_str()),
-        Topic::Presence(_) => true,
-    }
-}
-
 impl Events {
-    /// Verifies `token` (auth on) and that it allows `topics`; its claims, `None` with
-    /// auth off.
-    fn claims_for(
-        &self,
-        token: Option<&str>,
-        topics: &[Topic],
-    ) -> Result<Option<Claims>, ApiError> {
-        let Some(verifier) = &self.verifier else {
-            return Ok(None);
-        };
-        let token = token.ok_or_else(|| ApiError::Unauthorized("missing token".into()))?;
-        let claims = verifier
-            .verify(token)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        if let Some(t) = topics.iter().find(|t| !allows(&claims, t)) {
-            return Err(ApiError::Forbidden(format!("token does not allow {t}")));
-        }
-        Ok(Some(claims))
-    }
-
     /// Checks a `/v1/stream` request (its raw query, its `Last-Event-ID`) and opens it.
     pub async fn open_stream(
         &self,
@@ -98,27 +64,14 @@ impl Events {
                 (member, None, None)
             }
         };
-        let raw_cursor = match last_event_id {
-            Some(v) => Some(
-                std::str::from_utf8(v)
-                    .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?
-                    .to_owned(),
-            ),
-            None => query.last_event_id,
-        };
         let regions = &self.registry.node().regions;
-        let resume = match raw_cursor {
+        let resume = match super::last_event_id(last_event_id, query.last_event_id)? {
             Some(raw) => connection::cursor::parse(regions, &raw).ok_or_else(|| {
                 ApiError::BadRequest("invalid Last-Event-ID: expected video@position,…".into())
             })?,
             None => Default::default(),
         };
-        if *self.stopping.borrow() {
-            return Err(ApiError::Unavailable {
-                message: "this frontend is shutting down".into(),
-                retry_after_secs: 1,
-            });
-        }
+        self.refuse_if_stopping()?;
         let open = Open {
             topics,
             member,

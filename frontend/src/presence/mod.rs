@@ -97,16 +97,9 @@ pub async fn run<F>(room: Arc<PresenceRoom>, node: Arc<Node>, release: F)
 where
     F: Fn(&Arc<PresenceRoom>) -> bool + Send + 'static,
 {
-    let subject = subjects::member_presence_all(&room.member);
-    let mut sub = loop {
-        match node.client.subscribe(subject.clone()).await {
-            Ok(sub) => break sub,
-            Err(e) => {
-                tracing::warn!(member = %room.member, error = %e, "subscribe failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
+    let mut sub = node
+        .subscribe(subjects::member_presence_all(&room.member))
+        .await;
     if let Err(e) = node
         .client
         .publish(subjects::presence_probe(&room.member), bytes::Bytes::new())
@@ -115,14 +108,10 @@ where
         tracing::debug!(error = %e, "presence probe not sent");
     }
     let ready_at = Instant::now() + PROBE_WAIT;
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut ready = false;
-    let mut grace: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut heartbeat = tokio::time::interval_at(
-        Instant::now() + node.settings.heartbeat,
-        node.settings.heartbeat,
-    );
+    let vacated = room.hub.occupancy.vacated(node.settings.room_grace);
+    tokio::pin!(vacated);
     loop {
         tokio::select! {
             msg = sub.next() => match msg {
@@ -134,17 +123,12 @@ where
                 room.hub.set_ready();
             }
             _ = tick.tick() => room.apply(|w| w.expire(Instant::now())),
-            _ = heartbeat.tick() => room.hub.broadcast(sse::heartbeat()),
-            _ = room.hub.occupancy.idle() => {
-                if room.hub.occupancy.count() == 0 {
-                    grace = Some(Instant::now() + node.settings.room_grace);
-                }
-            }
-            _ = tokio::time::sleep_until(grace.unwrap_or(far)), if grace.is_some() => {
-                grace = None;
+            _ = &mut vacated => {
                 if release(&room) {
                     break;
                 }
+                // Somebody came back meanwhile.
+                vacated.set(room.hub.occupancy.vacated(node.settings.room_grace));
             }
             _ = node.stopped.cancelled() => break,
         }
@@ -187,15 +171,8 @@ impl Announcer {
 /// Subscribes to the probes of every member (before the node serves HTTP, so a watcher
 /// elsewhere hears of a member as soon as its first connection opens here).
 pub async fn subscribe_probes(node: &Node) -> async_nats::Subscriber {
-    loop {
-        match node.client.subscribe(subjects::PRESENCE_PROBE_ALL).await {
-            Ok(sub) => return sub,
-            Err(e) => {
-                tracing::warn!(error = %e, "subscribe failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
+    node.subscribe(subjects::PRESENCE_PROBE_ALL.to_owned())
+        .await
 }
 
 /// Publishes what [`Members`] decides, and answers probes for members it has. Ends when

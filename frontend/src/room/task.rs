@@ -58,16 +58,7 @@ where
     F: Fn(&Arc<Room>) -> bool + Send + 'static,
 {
     let video = room.video.clone();
-    let subject = subjects::live_all(&video);
-    let sub = loop {
-        match node.client.subscribe(subject.clone()).await {
-            Ok(sub) => break sub,
-            Err(e) => {
-                tracing::warn!(%video, error = %e, "subscribe failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
+    let sub = node.subscribe(subjects::live_all(&video)).await;
     let regions = node.regions.len();
     // Bounded: at most one comments read per region is in flight, plus the catch-ups.
     let (reads_tx, reads) = mpsc::channel(4 * regions + 4);
@@ -120,11 +111,12 @@ impl Task {
             tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut reconnects = node.reconnects.clone();
-        let mut grace: Option<Instant> = None;
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let jitter = || REMOTE_CHECK.mul_f64(rand::random_range(0.5..1.5));
         let mut remote_check = Instant::now() + jitter();
 
+        let vacated = room.occupancy.vacated(settings.room_grace);
+        tokio::pin!(vacated);
         loop {
             let retry = self.retry_at.iter().flatten().min().copied();
             tokio::select! {
@@ -163,16 +155,12 @@ impl Task {
                         self.catch_up(r);
                     }
                 }
-                _ = room.occupancy.idle() => {
-                    if room.local_viewers() == 0 {
-                        grace = Some(Instant::now() + settings.room_grace);
-                    }
-                }
-                _ = tokio::time::sleep_until(grace.unwrap_or(far)), if grace.is_some() => {
-                    grace = None;
+                _ = &mut vacated => {
                     if release(&room) {
                         break;
                     }
+                    // Somebody came back meanwhile.
+                    vacated.set(room.occupancy.vacated(settings.room_grace));
                 }
                 _ = node.stopped.cancelled() => break,
             }

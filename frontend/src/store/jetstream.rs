@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use futures::FutureExt;
-use live_proto::{ConversationId, Partitions, Regions, VideoId, subjects, v1};
-use prost::Message as _;
+use live_proto::{ConversationId, Partitions, Regions, VideoId, subjects};
 
 use super::{BoxFuture, History, HistoryError, Stored, StoredEntry, Tombstone};
 
@@ -144,19 +143,11 @@ impl JetStreamHistory {
         upto: u64,
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
+        let stream = self.comments_stream(r, video);
         let msgs = self
-            .read(r, video, &self.comment_subject(r, video), after, upto, max)
+            .read(&stream, &self.comment_subject(r, video), after, upto, max)
             .await?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match v1::Comment::decode(m.payload) {
-                Ok(comment) => Some((m.seq, comment)),
-                Err(_) => {
-                    metrics::counter!("frontend_undecodable_total").increment(1);
-                    None
-                }
-            })
-            .collect())
+        Ok(decoded(msgs))
     }
 
     /// The video's comment tombstones stored in region `r`'s stream after sequence
@@ -169,19 +160,11 @@ impl JetStreamHistory {
     ) -> Result<Vec<Tombstone>, HistoryError> {
         let subject =
             subjects::store_deleted(&self.regions.all()[r], self.partitions.of(video), video);
+        let stream = self.comments_stream(r, video);
         let msgs = self
-            .read(r, video, &subject, after, u64::MAX, usize::MAX)
+            .read(&stream, &subject, after, u64::MAX, usize::MAX)
             .await?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match v1::CommentDeleted::decode(m.payload) {
-                Ok(d) => Some((m.seq, d)),
-                Err(_) => {
-                    metrics::counter!("frontend_undecodable_total").increment(1);
-                    None
-                }
-            })
-            .collect())
+        Ok(decoded(msgs))
     }
 
     /// Every receipt of `conversation` in region `r`'s bucket (or this region's mirror
@@ -197,30 +180,25 @@ impl JetStreamHistory {
             origin,
             self.regions.own(),
         );
-        let msgs = live_common::direct::read(
-            &self.client,
-            &self.api_prefix,
-            &stream,
-            &subjects::receipts_of(origin, conversation),
-            0,
-            u64::MAX,
-            MAX_RECEIPTS,
-        )
-        .await
-        .map_err(|e| match e {
-            live_common::direct::DirectError::Timeout => HistoryError::Timeout,
-            e => HistoryError::Read(e.to_string()),
-        })?;
+        let msgs = self
+            .read(
+                &stream,
+                &subjects::receipts_of(origin, conversation),
+                0,
+                u64::MAX,
+                MAX_RECEIPTS,
+            )
+            .await?;
         Ok(msgs
             .into_iter()
             .map(|m| (m.subject, m.seq, m.payload))
             .collect())
     }
 
+    /// The messages of `stream` on `subject` with `after < seq <= upto`, at most `max`.
     async fn read(
         &self,
-        r: usize,
-        video: &VideoId,
+        stream: &str,
         subject: &str,
         after: u64,
         upto: u64,
@@ -229,7 +207,7 @@ impl JetStreamHistory {
         live_common::direct::read(
             &self.client,
             &self.api_prefix,
-            &self.comments_stream(r, video),
+            stream,
             subject,
             after,
             upto,
@@ -241,6 +219,22 @@ impl JetStreamHistory {
             e => HistoryError::Read(e.to_string()),
         })
     }
+}
+
+/// Each message decoded with its sequence; one that does not decode is counted and
+/// left out.
+fn decoded<M: prost::Message + Default>(
+    msgs: Vec<live_common::direct::StoredMsg>,
+) -> Vec<(u64, M)> {
+    msgs.into_iter()
+        .filter_map(|m| match M::decode(m.payload) {
+            Ok(message) => Some((m.seq, message)),
+            Err(_) => {
+                metrics::counter!("frontend_undecodable_total").increment(1);
+                None
+            }
+        })
+        .collect()
 }
 
 /// The trait over the inherent reads above (which take precedence in these paths).
