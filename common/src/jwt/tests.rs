@@ -1,6 +1,6 @@
 //! The attack table of the hand-written verifier this module replaced, now against
 //! `jsonwebtoken`, plus issuer, audience and JWKS parsing. Asymmetric keys, rotation and
-//! the services' answers are tested end to end in `e2e/tests/identity.rs`.
+//! the services' answers are tested end to end in `e2e/tests/suite/identity.rs`.
 
 use super::*;
 use base64::Engine as _;

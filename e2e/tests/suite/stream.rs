@@ -560,7 +560,7 @@ async fn a_node_holds_at_most_max_rooms_topics_of_each_kind() {
 /// Memory of a connection with 50 topics against one with 1 (issue 12's target: under
 /// 2×), each on its own frontend process: RSS after the topics' rooms exist and before
 /// the connections, then after N connections, divided by N. A report, not a check:
-/// `cargo test -p e2e --test stream memory -- --ignored --nocapture`.
+/// `cargo test -p e2e --test suite stream::memory -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement: run by hand with --ignored --nocapture"]
 async fn memory_of_one_and_fifty_topics() {
