@@ -28,6 +28,7 @@
 //! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
 //!   [`stats`]: hot-path metric handles.
 
+pub mod bell;
 pub mod config;
 pub mod connection;
 pub mod conversation;

@@ -557,6 +557,109 @@ async fn a_node_holds_at_most_max_rooms_topics_of_each_kind() {
     let (_more, _) = open(&fe, "topics=video:a,presence:y", None).await;
 }
 
+/// A `/v1/stream` connection that stops reading falls more than `--viewer-queue` frames
+/// behind and is cut (by that, not by the write timeout, which is a minute here); a
+/// connection on the same topics that reads gets every comment of both videos once,
+/// resuming with `Last-Event-ID` whenever it was cut itself.
+#[tokio::test]
+async fn a_connection_that_stops_reading_is_cut_and_one_that_reads_gets_everything() {
+    use futures::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const N: usize = 2000;
+    let nats = NatsServer::start();
+    let publisher = publisher(&nats, |c| c.no_rate_limit = true).await;
+    let fe = frontend(&nats, |c| {
+        c.viewer_queue = 64;
+        c.write_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let query = "topics=video:lag1,video:lag2,presence:nobody";
+    let (_warm, _) = open(&fe, query, None).await;
+
+    // Sends its request, then reads nothing: 4 KB of receive buffer fill at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = fe.url.trim_start_matches("http://").parse().unwrap();
+    let mut stuck = socket.connect(addr).await.unwrap();
+    stuck
+        .write_all(format!("GET /v1/stream?{query} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+
+    let reader = {
+        let url = format!("{}/v1/stream?{query}", fe.url);
+        tokio::spawn(async move {
+            let mut texts = Vec::new();
+            let mut last: Option<String> = None;
+            let mut cuts = 0;
+            let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    let Ok(mut sse) = SseClient::connect(&url, last.as_deref()).await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    while let Some(e) = sse.next().await {
+                        if e.event == "comment" {
+                            last = e.id.clone();
+                            texts.push(e.json()["text"].as_str().unwrap().to_owned());
+                            if texts.len() >= N {
+                                return;
+                            }
+                        }
+                    }
+                    cuts += 1;
+                }
+            })
+            .await;
+            (texts, cuts)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 2000 comments of ~480 characters: over 1 MB for every connection, more than
+    // loopback buffers for the stuck one (a few hundred KB).
+    let client = reqwest::Client::new();
+    let padding = "x".repeat(470);
+    let posted = futures::stream::iter(0..N)
+        .map(|i| {
+            let video = if i % 2 == 0 { "lag1" } else { "lag2" };
+            let url = format!("{}/v1/videos/{video}/comments", publisher.url);
+            let body = json!({"user": "loud", "text": format!("{i:04} {padding}")});
+            let client = client.clone();
+            async move {
+                let r = client.post(url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+        .buffer_unordered(8)
+        .count()
+        .await;
+    assert_eq!(posted, N);
+
+    let (mut texts, cuts) = reader.await.unwrap();
+    assert_eq!(texts.len(), N, "the reading connection got every comment");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), N, "and none twice ({cuts} resumes)");
+
+    // The stuck connection was cut: what the kernel buffered, then the end.
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(T, stuck.read_to_end(&mut got)).await;
+    assert!(ended.is_ok(), "the stuck connection is still open");
+    let comments = String::from_utf8_lossy(&got)
+        .matches("event: comment\n")
+        .count();
+    assert!(
+        comments < N,
+        "it was cut before it got them all: {comments}"
+    );
+    eprintln!(
+        "stuck connection: {} bytes, {comments} comments, then cut; the reader resumed {cuts} time(s)",
+        got.len()
+    );
+}
+
 /// Memory of a connection with 50 topics against one with 1 (issue 12's target: under
 /// 2×), each on its own frontend process: RSS after the topics' rooms exist and before
 /// the connections, then after N connections, divided by N. A report, not a check:

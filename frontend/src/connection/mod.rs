@@ -4,7 +4,9 @@
 //! ([`control`]: from any frontend, over NATS, to the node that holds it).
 //!
 //! Each topic is the node's room of that topic, joined as a per-video stream joins
-//! one: its bounded broadcast, read through a [`StreamMap`]. A connection that falls
+//! one: its bounded broadcast. The connection keeps a plain receiver per topic and
+//! waits on one [`Doorbell`] that the rooms ring after each send (a boxed `recv` future
+//! per topic cost more than the rest of the topic together). A connection that falls
 //! more than `--viewer-queue` frames behind in any topic is cut (it resumes with
 //! `Last-Event-ID` and loses no comment). The connection writes its own heartbeat (one
 //! timer, kept armed), not the rooms', so 50 topics do not mean 50 heartbeats.
@@ -18,16 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use live_common::ApiError;
 use live_proto::{MemberId, Topic, VideoId};
 use rand::Rng;
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
-use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::bell::{self, Bells, Doorbell};
 use crate::cursor::Cursor;
 use crate::presence::Announcer;
 use crate::registry::{Member, Membership, Registry};
@@ -37,6 +37,11 @@ use crate::{conversation::Conversation, presence::PresenceRoom};
 
 /// How long a topic's room may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most this many pieces of the prelude per write: the writer keeps its batch's
+/// capacity, and 50 topics' snapshots in one write would leave every such connection
+/// holding a 64-piece batch (2 KB) for its whole life.
+const PRELUDE_BATCH: usize = 8;
 
 /// A change of the connection's topics, from [`control`].
 #[derive(Debug)]
@@ -52,21 +57,47 @@ pub struct Change {
 enum Watching {
     Video {
         /// Counted in the video's room while watched.
-        _membership: Membership,
-        /// The position per region: comments at or before it are not sent again.
-        position: Cursor,
+        membership: Membership,
     },
     Conversation {
-        _member: Member<Conversation>,
+        member: Member<Conversation>,
     },
     Presence {
-        _member: Member<PresenceRoom>,
+        member: Member<PresenceRoom>,
     },
 }
 
+impl Watching {
+    /// The topic's name, as its events carry it.
+    fn topic(&self) -> &str {
+        match self {
+            Watching::Video { membership, .. } => &membership.room().topic,
+            Watching::Conversation { member } => &member.room().hub.topic,
+            Watching::Presence { member } => &member.room().hub.topic,
+        }
+    }
+
+    fn bells(&self) -> &Bells {
+        match self {
+            Watching::Video { membership, .. } => &membership.room().bells,
+            Watching::Conversation { member } => &member.room().hub.bells,
+            Watching::Presence { member } => &member.room().hub.bells,
+        }
+    }
+}
+
+/// One topic of the connection: its room's feed, read when the room rings.
 struct Slot {
-    topic: Topic,
+    feed: broadcast::Receiver<Frame>,
     watching: Watching,
+    /// The connection's entry in the room's bells, removed with the slot.
+    bell: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.watching.bells().remove(self.bell);
+    }
 }
 
 /// Who the connection is: counted online while it is open.
@@ -84,10 +115,13 @@ impl Drop for Online {
 pub struct Connection {
     pub id: String,
     registry: Arc<Registry>,
-    /// Topic slots by number; the feeds are keyed by the same numbers.
-    slots: BTreeMap<u32, Slot>,
-    next_slot: u32,
-    feeds: StreamMap<u32, BroadcastStream<Frame>>,
+    /// Topic slots by number (a dropped topic's number is taken by the next one); the
+    /// number is the slot's bit on the doorbell.
+    slots: Vec<Option<Slot>>,
+    /// Every video slot's position per region (slot `n`'s at `n × regions`): comments
+    /// at or before it are not sent again. One vector, not one per topic.
+    positions: Vec<u64>,
+    doorbell: Arc<Doorbell>,
     /// Written before any live frame: `connected`, snapshots, replays.
     prelude: VecDeque<Pending>,
     changes: mpsc::Receiver<Change>,
@@ -109,7 +143,7 @@ pub struct Connection {
 enum Pending {
     Bytes(Bytes),
     /// A replayed comment of the video in slot `slot`.
-    Comment(u32, Frame),
+    Comment(usize, Frame),
 }
 
 /// What opens a connection.
@@ -141,9 +175,9 @@ impl Connection {
             id: entry.id().to_owned(),
             prelude: VecDeque::from([Pending::Bytes(sse::connected(retry_ms, entry.id()))]),
             registry: registry.clone(),
-            slots: BTreeMap::new(),
-            next_slot: 0,
-            feeds: StreamMap::new(),
+            slots: Vec::with_capacity(open.topics.len()),
+            positions: Vec::with_capacity(open.topics.len() * node.regions.len()),
+            doorbell: Arc::default(),
             changes,
             owner: open.owner,
             max_topics: open.max_topics,
@@ -178,10 +212,16 @@ impl Connection {
     /// Adds `topic` (nothing if it is there already): its snapshot, and for a video
     /// with a `cursor` the comments after it, go out before its live events.
     async fn add(&mut self, topic: Topic, cursor: Option<Cursor>) -> Result<(), ApiError> {
-        if self.slots.values().any(|s| s.topic == topic) {
+        let name = topic.to_string();
+        if self
+            .slots
+            .iter()
+            .flatten()
+            .any(|s| s.watching.topic() == name)
+        {
             return Ok(());
         }
-        if self.slots.len() >= self.max_topics {
+        if self.slots.iter().flatten().count() >= self.max_topics {
             return Err(ApiError::BadRequest(format!(
                 "at most {} topics per connection",
                 self.max_topics
@@ -191,8 +231,11 @@ impl Connection {
             message: format!("{topic} is not available yet"),
             retry_after_secs: 1,
         };
-        let slot = self.next_slot;
-        let name = topic.to_string();
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.slots.len());
         let (feed, watching) = match &topic {
             Topic::Video(video) => {
                 let membership = self.registry.join(video.clone())?;
@@ -228,13 +271,8 @@ impl Connection {
                         Resume::Retry => self.end_after_prelude = true,
                     }
                 }
-                (
-                    feed,
-                    Watching::Video {
-                        _membership: membership,
-                        position,
-                    },
-                )
+                self.set_position(slot, &position);
+                (feed, Watching::Video { membership })
             }
             Topic::Conversation(id) => {
                 let member = self.registry.join_conversation(id.clone())?;
@@ -243,7 +281,7 @@ impl Connection {
                 }
                 let (feed, snapshot) = member.room().join();
                 self.prelude.push_back(Pending::Bytes(snapshot));
-                (feed, Watching::Conversation { _member: member })
+                (feed, Watching::Conversation { member })
             }
             Topic::Presence(m) => {
                 let member = self.registry.join_presence(m.clone())?;
@@ -252,24 +290,67 @@ impl Connection {
                 }
                 let (feed, first) = member.room().join();
                 self.prelude.push_back(Pending::Bytes(first));
-                (feed, Watching::Presence { _member: member })
+                (feed, Watching::Presence { member })
             }
         };
-        self.next_slot += 1;
-        self.feeds.insert(slot, BroadcastStream::new(feed));
-        self.slots.insert(slot, Slot { topic, watching });
+        // Listed, then marked: whatever was sent between the subscription and the
+        // listing is read at the next poll.
+        let bell = watching.bells().add(self.doorbell.clone(), bell::bit(slot));
+        self.doorbell.mark(bell::bit(slot));
+        let slot_state = Some(Slot {
+            feed,
+            watching,
+            bell,
+        });
+        if slot == self.slots.len() {
+            self.slots.push(slot_state);
+        } else {
+            self.slots[slot] = slot_state;
+        }
         Ok(())
     }
 
     fn remove(&mut self, topic: &Topic) {
-        if let Some(slot) = self
+        let name = topic.to_string();
+        if let Some(s) = self
             .slots
-            .iter()
-            .find_map(|(n, s)| (s.topic == *topic).then_some(*n))
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|s| s.watching.topic() == name))
         {
-            self.feeds.remove(&slot);
-            self.slots.remove(&slot);
+            *s = None;
         }
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+    }
+
+    /// Reads the topics whose bits are in `bits`, up to `max` pieces in `out`; a topic
+    /// not read to the end is marked again. `false`: the connection fell more than the
+    /// queue behind in a topic.
+    fn read(&mut self, bits: u64, out: &mut Vec<Bytes>, max: usize) -> bool {
+        for n in 0..self.slots.len() {
+            if !bell::rang(bits, n) {
+                continue;
+            }
+            loop {
+                if out.len() >= max {
+                    self.doorbell.mark(bell::bit(n));
+                    break;
+                }
+                let Some(slot) = self.slots[n].as_mut() else {
+                    break;
+                };
+                match slot.feed.try_recv() {
+                    Ok(frame) => self.take(n, frame, out),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    Err(TryRecvError::Lagged(missed)) => {
+                        lagged(missed);
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     async fn apply(&mut self, change: Change) {
@@ -327,34 +408,56 @@ impl Connection {
         p
     }
 
+    /// The positions of the video in `slot`, one per region.
+    fn position(&mut self, slot: usize) -> &mut [u64] {
+        let n = self.registry.node().regions.len();
+        if self.positions.len() < (slot + 1) * n {
+            self.positions.resize((slot + 1) * n, 0);
+        }
+        &mut self.positions[slot * n..(slot + 1) * n]
+    }
+
+    fn set_position(&mut self, slot: usize, position: &[u64]) {
+        let p = self.position(slot);
+        p.fill(0);
+        for (p, v) in p.iter_mut().zip(position) {
+            *p = *v;
+        }
+    }
+
     /// The id after a comment: every video's position.
     fn composite_id(&self) -> Bytes {
         let regions = &self.registry.node().regions;
-        let positions = self
-            .slots
-            .values()
-            .filter_map(|s| match (&s.topic, &s.watching) {
-                (Topic::Video(v), Watching::Video { position, .. }) => Some((v, &position[..])),
+        let n = regions.len();
+        let positions = self.slots.iter().enumerate().filter_map(|(i, s)| {
+            match s.as_ref().map(|s| &s.watching) {
+                Some(Watching::Video { membership }) => Some((
+                    &membership.room().video,
+                    self.positions.get(i * n..(i + 1) * n).unwrap_or(&[]),
+                )),
                 _ => None,
-            });
+            }
+        });
         Bytes::from(format!("id: {}\n", cursor::format(regions, positions)))
     }
 
     /// The bytes of `frame` of the topic in `slot`, `None` to skip it.
-    fn take(&mut self, slot: u32, frame: Frame, out: &mut Vec<Bytes>) {
+    fn take(&mut self, slot: usize, frame: Frame, out: &mut Vec<Bytes>) {
         match frame.kind {
             Kind::Drain => self.start_drain(),
             // The connection writes its own.
             Kind::Heartbeat => {}
             Kind::Comment => {
-                let Some(Slot {
-                    watching: Watching::Video { position, .. },
+                let Some(Some(Slot {
+                    watching: Watching::Video { .. },
                     ..
-                }) = self.slots.get_mut(&slot)
+                })) = self.slots.get(slot)
                 else {
                     return;
                 };
-                let p = &mut position[usize::from(frame.region)];
+                let Some(p) = self.position(slot).get_mut(usize::from(frame.region)) else {
+                    return;
+                };
                 if frame.seq <= *p {
                     return;
                 }
@@ -373,7 +476,7 @@ impl Connection {
         if self.ended {
             return false;
         }
-        self.write_prelude(out, max);
+        self.write_prelude(out, max.min(PRELUDE_BATCH));
         if out.len() >= max {
             return true;
         }
@@ -405,30 +508,17 @@ impl Connection {
                     // this one is part of every stream's resting state.
                     Box::pin(self.apply(change)).await;
                     // The new topic's first state goes out now.
-                    self.write_prelude(out, usize::MAX);
+                    self.write_prelude(out, PRELUDE_BATCH);
                 }
-                item = self.feeds.next(), if !self.feeds.is_empty() => match item {
-                    Some((slot, Ok(frame))) => {
-                        self.take(slot, frame, out);
-                        // Whatever else is ready goes in the same write.
-                        while out.len() < max {
-                            match futures::FutureExt::now_or_never(self.feeds.next()) {
-                                Some(Some((slot, Ok(frame)))) => self.take(slot, frame, out),
-                                Some(Some((_, Err(BroadcastStreamRecvError::Lagged(n))))) => {
-                                    lagged(n);
-                                    self.ended = true;
-                                    break;
-                                }
-                                _ => break,
-                            }
+                bits = std::future::poll_fn(|cx| self.doorbell.poll_take(cx)) => {
+                    // Whatever is ready in the topics that rang goes in the same write.
+                    if !self.read(bits, out, max) {
+                        if out.is_empty() {
+                            return false;
                         }
+                        self.ended = true;
                     }
-                    Some((_, Err(BroadcastStreamRecvError::Lagged(n)))) => {
-                        lagged(n);
-                        return false;
-                    }
-                    None => {}
-                },
+                }
                 _ = self.heartbeat.as_mut() => {
                     // Every interval, whatever else was written: re-arming the timer on
                     // every write would cost a timer update per delivery.

@@ -33,6 +33,7 @@ use std::time::Duration;
 use live_proto::{Regions, VideoId, v1};
 use tokio::sync::{broadcast, watch};
 
+use crate::bell::Bells;
 use crate::occupancy::{Occupancy, Occupied};
 use crate::sse::{self, Frame};
 use crate::store::Tombstone;
@@ -45,6 +46,8 @@ pub struct Room {
     pub topic: String,
     state: Mutex<RoomState>,
     tx: broadcast::Sender<Frame>,
+    /// The `/v1/stream` connections watching it, rung after every send.
+    pub bells: Bells,
     ready: watch::Sender<bool>,
     /// Viewers of this video on this node (entered under the table's lock).
     occupancy: Occupancy,
@@ -111,6 +114,7 @@ impl Room {
                 tombstones: vec![None; regions],
             }),
             tx: broadcast::channel(queue.max(16)).0,
+            bells: Bells::default(),
             ready: watch::channel(false).0,
             occupancy: Occupancy::default(),
         })
@@ -207,6 +211,7 @@ impl Room {
             }
         }
         let _ = self.tx.send(frame);
+        self.bells.ring();
     }
 
     /// Whether comment `seq` of region `r` was deleted by a moderator.
@@ -251,6 +256,7 @@ impl Room {
     /// Sends a frame to every viewer of the room.
     pub fn broadcast(&self, frame: Frame) {
         let _ = self.tx.send(frame);
+        self.bells.ring();
     }
 }
 
