@@ -3,24 +3,32 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 /// The path of a workspace binary (`frontend`, `publisher`, `loadgen`), built by cargo
-/// beside the test executable; built on demand if missing.
+/// beside the test executable. Built (or found up to date) once per test process: a
+/// binary that merely exists may predate the source under test (`cargo test` builds
+/// another package's binaries only when that package has integration tests of its own).
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = dir.join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", name, "--bin", name])
-            .status()
-            .expect("run cargo build");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", name, "--bin", name]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
         assert!(status.success(), "cargo build --bin {name} failed");
+        built.push(name.to_owned());
     }
     path
 }
