@@ -243,7 +243,7 @@ impl Connection {
                 if !room.ready(READY_TIMEOUT).await {
                     return Err(not_ready());
                 }
-                let (feed, snap) = room.join(cursor.as_deref());
+                let (feed, snap) = room.join_tagged(cursor.as_deref());
                 let data = serde_json::json!({ "likes": snap.likes, "viewers": snap.viewers });
                 self.prelude
                     .push_back(Pending::Bytes(sse::tagged("snapshot", &name, &data)));

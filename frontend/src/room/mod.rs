@@ -27,9 +27,10 @@ mod task;
 pub mod viewer_counts;
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use live_proto::{Regions, VideoId, v1};
 use tokio::sync::{broadcast, watch};
 
@@ -45,12 +46,19 @@ pub struct Room {
     /// `video:{id}`, the `"topic"` of its events on `/v1/stream`.
     pub topic: String,
     state: Mutex<RoomState>,
+    /// Per-video streams' feed: frames with their `bytes` only.
     tx: broadcast::Sender<Frame>,
+    /// `/v1/stream` connections' feed: frames with their `tagged` bytes only, made when
+    /// the first connection joins. Two feeds, so a delivery clones one buffer handle:
+    /// every core bumps a frame's shared reference count once per viewer, and a second
+    /// handle per frame doubled that traffic on the hottest cache lines.
+    tagged_tx: OnceLock<broadcast::Sender<Frame>>,
     /// The `/v1/stream` connections watching it, rung after every send.
     pub bells: Bells,
     ready: watch::Sender<bool>,
     /// Viewers of this video on this node (entered under the table's lock).
     occupancy: Occupancy,
+    queue: usize,
 }
 
 /// Where the room is in one region's comment sequence.
@@ -114,6 +122,8 @@ impl Room {
                 tombstones: vec![None; regions],
             }),
             tx: broadcast::channel(queue.max(16)).0,
+            tagged_tx: OnceLock::new(),
+            queue,
             bells: Bells::default(),
             ready: watch::channel(false).0,
             occupancy: Occupancy::default(),
@@ -140,8 +150,30 @@ impl Room {
     /// Subscribes a viewer whose position is `cursor` (if any): the feeds first, then
     /// the snapshot, so nothing falls between the two.
     pub fn join(&self, cursor: Option<&[u64]>) -> (broadcast::Receiver<Frame>, Snapshot) {
+        self.join_feed(cursor, false)
+    }
+
+    /// As [`Room::join`], for a `/v1/stream` connection: its feed's frames carry their
+    /// `tagged` bytes.
+    pub fn join_tagged(&self, cursor: Option<&[u64]>) -> (broadcast::Receiver<Frame>, Snapshot) {
+        self.join_feed(cursor, true)
+    }
+
+    fn join_feed(
+        &self,
+        cursor: Option<&[u64]>,
+        tagged: bool,
+    ) -> (broadcast::Receiver<Frame>, Snapshot) {
         let state = self.state();
-        let feed = self.tx.subscribe();
+        // Made under the state lock: a frame whose state change came before it is in
+        // the snapshot, one after it is sent to this feed too.
+        let feed = if tagged {
+            self.tagged_tx
+                .get_or_init(|| broadcast::channel(self.queue.max(16)).0)
+                .subscribe()
+        } else {
+            self.tx.subscribe()
+        };
         // Resuming viewers get the ring's comments after their cursor; where the ring
         // does not reach back to the cursor, all of it (JetStream supplies the rest).
         let (ring, covers_cursor) = match cursor {
@@ -210,8 +242,7 @@ impl Room {
                 state.positions[usize::from(old.region)].complete_since = old.seq;
             }
         }
-        let _ = self.tx.send(frame);
-        self.bells.ring();
+        self.send(frame);
     }
 
     /// Whether comment `seq` of region `r` was deleted by a moderator.
@@ -255,8 +286,40 @@ impl Room {
 
     /// Sends a frame to every viewer of the room.
     pub fn broadcast(&self, frame: Frame) {
-        let _ = self.tx.send(frame);
-        self.bells.ring();
+        self.send(frame);
+    }
+
+    /// `bytes` to the per-video streams, `tagged` to the connections (and their bells).
+    fn send(&self, frame: Frame) {
+        let Frame {
+            kind,
+            seq,
+            region,
+            accepted_at_ms,
+            bytes,
+            tagged,
+        } = frame;
+        if let Some(tagged_tx) = self.tagged_tx.get() {
+            let tagged = Frame {
+                kind,
+                seq,
+                region,
+                accepted_at_ms,
+                bytes: Bytes::new(),
+                tagged,
+            };
+            if tagged_tx.send(tagged).is_ok() {
+                self.bells.ring();
+            }
+        }
+        let _ = self.tx.send(Frame {
+            kind,
+            seq,
+            region,
+            accepted_at_ms,
+            bytes,
+            tagged: Bytes::new(),
+        });
     }
 }
 
