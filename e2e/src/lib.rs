@@ -205,21 +205,33 @@ pub async fn read_comments_resuming(
     n: usize,
     timeout: Duration,
 ) -> (Vec<String>, usize) {
-    let mut ids: Vec<String> = Vec::new();
-    let mut reconnects = 0;
     let url = format!("{frontend_url}/v1/videos/{video}/events");
+    let (comments, reconnects) = read_comments_at(&url, n, timeout).await;
+    let ids = comments
+        .into_iter()
+        .map(|e| e.id.unwrap_or_default())
+        .collect();
+    (ids, reconnects)
+}
+
+/// Reads `n` `comment` events from the stream at `url` (a video's or a `/v1/stream`),
+/// reconnecting with the last id it saw whenever the stream breaks, as `EventSource`
+/// does. Returns the comments and the reconnects.
+pub async fn read_comments_at(url: &str, n: usize, timeout: Duration) -> (Vec<SseEvent>, usize) {
+    let mut comments = Vec::new();
+    let mut reconnects = 0;
     let _ = tokio::time::timeout(timeout, async {
         let mut last: Option<String> = None;
         loop {
-            let Ok(mut sse) = SseClient::connect(&url, last.as_deref()).await else {
+            let Ok(mut sse) = SseClient::connect(url, last.as_deref()).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             while let Some(e) = sse.next().await {
                 if e.event == "comment" {
                     last = e.id.clone();
-                    ids.push(e.id.unwrap_or_default());
-                    if ids.len() >= n {
+                    comments.push(e);
+                    if comments.len() >= n {
                         return;
                     }
                 }
@@ -228,7 +240,7 @@ pub async fn read_comments_resuming(
         }
     })
     .await;
-    (ids, reconnects)
+    (comments, reconnects)
 }
 
 /// Resident memory of a process in KiB (Linux).

@@ -1,17 +1,19 @@
 //! The project's binaries as real processes, for tests that kill them (`kill -9`) or
 //! signal them (SIGTERM). Killed on drop; output goes to a log file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
 /// The path of a workspace binary (`frontend`, `publisher`, `loadgen`), built by cargo
-/// beside the test executable. Built (or found up to date) once per test process: a
-/// binary that merely exists may predate the source under test (`cargo test` builds
-/// another package's binaries only when that package has integration tests of its own).
+/// beside the test executable. Built when missing or older than a source it is made of
+/// (its crate, `common`, `proto`, `Cargo.lock`): a binary that merely exists may predate
+/// the code under test, since `cargo test -p e2e` does not rebuild another package's
+/// binaries. A fresh one is not rebuilt, so the workspace test run in CI (which builds
+/// them) starts no second, differently-featured build.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test executable path");
@@ -20,17 +22,50 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == name) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", name, "--bin", name]);
-        if dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
+        if stale(&path, name) {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "-p", name, "--bin", name]);
+            if dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "cargo build --bin {name} failed");
         }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
         built.push(name.to_owned());
     }
     path
+}
+
+/// Whether the binary at `path` is missing or older than a source of crate `name`.
+fn stale(path: &Path, name: &str) -> bool {
+    let Some(built) = modified(path) else {
+        return true;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources: Vec<PathBuf> = [name, "common", "proto", "Cargo.lock", "Cargo.toml"]
+        .iter()
+        .map(|c| root.join(c))
+        .collect();
+    sources.iter().any(|p| newest(p).is_some_and(|t| t > built))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of `path` or anything below it.
+fn newest(path: &Path) -> Option<SystemTime> {
+    let own = modified(path);
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return own;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name() != "target")
+        .filter_map(|e| newest(&e.path()))
+        .chain(own)
+        .max()
 }
 
 pub struct Process {

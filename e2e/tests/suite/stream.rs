@@ -589,31 +589,7 @@ async fn a_connection_that_stops_reading_is_cut_and_one_that_reads_gets_everythi
 
     let reader = {
         let url = format!("{}/v1/stream?{query}", fe.url);
-        tokio::spawn(async move {
-            let mut texts = Vec::new();
-            let mut last: Option<String> = None;
-            let mut cuts = 0;
-            let _ = tokio::time::timeout(Duration::from_secs(60), async {
-                loop {
-                    let Ok(mut sse) = SseClient::connect(&url, last.as_deref()).await else {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    };
-                    while let Some(e) = sse.next().await {
-                        if e.event == "comment" {
-                            last = e.id.clone();
-                            texts.push(e.json()["text"].as_str().unwrap().to_owned());
-                            if texts.len() >= N {
-                                return;
-                            }
-                        }
-                    }
-                    cuts += 1;
-                }
-            })
-            .await;
-            (texts, cuts)
-        })
+        tokio::spawn(async move { e2e::read_comments_at(&url, N, Duration::from_secs(60)).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -637,7 +613,11 @@ async fn a_connection_that_stops_reading_is_cut_and_one_that_reads_gets_everythi
         .await;
     assert_eq!(posted, N);
 
-    let (mut texts, cuts) = reader.await.unwrap();
+    let (comments, cuts) = reader.await.unwrap();
+    let mut texts: Vec<String> = comments
+        .iter()
+        .map(|e| e.json()["text"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(texts.len(), N, "the reading connection got every comment");
     texts.sort();
     texts.dedup();
