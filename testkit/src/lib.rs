@@ -5,12 +5,14 @@
 //! - [`nats_server`]: [`NatsServer`], a nats-server on free ports with a temporary store,
 //!   killed on drop.
 //! - [`nats_cluster`]: [`NatsCluster`], a 3-node JetStream cluster on free ports.
+//! - [`cluster_slot`]: one cluster or supercluster at a time per test process.
 //! - [`process`]: [`Process`], a workspace binary as a real process (kill -9, SIGTERM).
 //! - [`proxy`]: [`Proxy`], a TCP proxy that adds latency or cuts a link.
 //! - [`supercluster`]: [`Supercluster`], regions joined by gateways through proxies, and
 //!   leaf servers.
 //! - [`sse`]: [`SseClient`] and [`SseEvent`], an `EventSource`-like reader over reqwest.
 
+pub mod cluster_slot;
 pub mod nats_cluster;
 pub mod nats_server;
 pub mod process;

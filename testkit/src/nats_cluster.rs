@@ -5,11 +5,14 @@ use crate::NatsServer;
 
 pub struct NatsCluster {
     pub nodes: Vec<NatsServer>,
+    // Declared last: released after the servers are gone.
+    _slot: crate::cluster_slot::ClusterSlot,
 }
 
 impl NatsCluster {
     /// Starts `n` nodes routed to each other and waits until all are ready.
     pub fn start(n: usize) -> Self {
+        let slot = crate::cluster_slot::ClusterSlot::take();
         let cluster_ports: Vec<u16> = (0..n).map(|_| crate::free_port()).collect();
         let routes = cluster_ports
             .iter()
@@ -35,7 +38,7 @@ impl NatsCluster {
         for node in &nodes {
             node.wait_ready();
         }
-        NatsCluster { nodes }
+        NatsCluster { nodes, _slot: slot }
     }
 
     /// All client URLs, comma separated (what `--nats` takes).

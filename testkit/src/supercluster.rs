@@ -29,6 +29,7 @@ pub struct Supercluster {
     leaves: usize,
     // Declared last: dropped after the servers, which read their config from it.
     dir: TempDir,
+    _slot: Option<crate::cluster_slot::ClusterSlot>,
 }
 
 pub struct Region {
@@ -230,11 +231,15 @@ impl Builder {
     /// free beforehand, so another process may take one before a node binds it: then
     /// that node exits, and the whole supercluster starts again on other ports.
     pub async fn start(self) -> Supercluster {
+        let slot = crate::cluster_slot::ClusterSlot::take();
         let mut attempt = 1;
         loop {
             let mut sc = self.launch().await;
             match sc.wait_started().await {
-                Ok(()) => return sc,
+                Ok(()) => {
+                    sc._slot = Some(slot);
+                    return sc;
+                }
                 Err(why) if attempt < 3 => {
                     eprintln!("supercluster did not start ({why}); again on other ports");
                     attempt += 1;
@@ -274,6 +279,7 @@ impl Builder {
             regions: Vec::new(),
             leaves: 0,
             dir: tempfile::tempdir().expect("config dir"),
+            _slot: None,
         };
         for ((name, p), proxy) in self.regions.iter().zip(&ports).zip(proxies) {
             let routes = p
