@@ -1,7 +1,8 @@
 //! What every topic's room on a node has, whatever its kind: its `"topic"` name, the
 //! bounded broadcast its streams read (and the doorbells of the connections that read
-//! it), whether it is ready (subscribed and knows its state), and who occupies it. Video rooms keep their own (they predate the other
-//! kinds and carry more); conversation and presence rooms are built on this.
+//! it), whether it is ready (subscribed and knows its state), and who occupies it.
+//! Video rooms keep their own (they predate the other kinds and carry more);
+//! conversation and presence rooms are built on this.
 
 use std::time::Duration;
 

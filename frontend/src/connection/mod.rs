@@ -408,20 +408,17 @@ impl Connection {
         p
     }
 
-    /// The positions of the video in `slot`, one per region.
-    fn position(&mut self, slot: usize) -> &mut [u64] {
+    /// Sets the positions of the video in `slot` (one per region; missing ones 0).
+    fn set_position(&mut self, slot: usize, position: &[u64]) {
         let n = self.registry.node().regions.len();
         if self.positions.len() < (slot + 1) * n {
             self.positions.resize((slot + 1) * n, 0);
         }
-        &mut self.positions[slot * n..(slot + 1) * n]
-    }
-
-    fn set_position(&mut self, slot: usize, position: &[u64]) {
-        let p = self.position(slot);
-        p.fill(0);
-        for (p, v) in p.iter_mut().zip(position) {
-            *p = *v;
+        for (r, p) in self.positions[slot * n..(slot + 1) * n]
+            .iter_mut()
+            .enumerate()
+        {
+            *p = position.get(r).copied().unwrap_or(0);
         }
     }
 
@@ -455,7 +452,11 @@ impl Connection {
                 else {
                     return;
                 };
-                let Some(p) = self.position(slot).get_mut(usize::from(frame.region)) else {
+                let regions = self.registry.node().regions.len();
+                let Some(p) = self
+                    .positions
+                    .get_mut(slot * regions + usize::from(frame.region))
+                else {
                     return;
                 };
                 if frame.seq <= *p {

@@ -290,36 +290,19 @@ impl Room {
     }
 
     /// `bytes` to the per-video streams, `tagged` to the connections (and their bells).
-    fn send(&self, frame: Frame) {
-        let Frame {
-            kind,
-            seq,
-            region,
-            accepted_at_ms,
-            bytes,
-            tagged,
-        } = frame;
+    fn send(&self, mut frame: Frame) {
+        let tagged = std::mem::take(&mut frame.tagged);
         if let Some(tagged_tx) = self.tagged_tx.get() {
             let tagged = Frame {
-                kind,
-                seq,
-                region,
-                accepted_at_ms,
                 bytes: Bytes::new(),
                 tagged,
+                ..frame
             };
             if tagged_tx.send(tagged).is_ok() {
                 self.bells.ring();
             }
         }
-        let _ = self.tx.send(Frame {
-            kind,
-            seq,
-            region,
-            accepted_at_ms,
-            bytes,
-            tagged: Bytes::new(),
-        });
+        let _ = self.tx.send(frame);
     }
 }
 
