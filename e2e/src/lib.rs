@@ -176,6 +176,19 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 /// A frontend as a real process (so it can be killed with -9), on a free port.
 pub async fn frontend_process(nats_urls: &str, extra: &[&str]) -> (testkit::Process, Service) {
+    service_process("frontend", nats_urls, extra).await
+}
+
+/// A publisher as a real process (so it can be killed with -9), on a free port.
+pub async fn publisher_process(nats_urls: &str, extra: &[&str]) -> (testkit::Process, Service) {
+    service_process("publisher", nats_urls, extra).await
+}
+
+async fn service_process(
+    binary: &str,
+    nats_urls: &str,
+    extra: &[&str],
+) -> (testkit::Process, Service) {
     let port = testkit::free_port();
     let mut args: Vec<String> = vec![
         "--listen".into(),
@@ -184,7 +197,7 @@ pub async fn frontend_process(nats_urls: &str, extra: &[&str]) -> (testkit::Proc
         nats_urls.into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let process = testkit::Process::start("frontend", &args);
+    let process = testkit::Process::start(binary, &args);
     let url = format!("http://127.0.0.1:{port}");
     wait_healthy(&url).await;
     (

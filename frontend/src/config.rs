@@ -117,11 +117,16 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// How long this node's viewer counts, and the members it says are online, count at
-    /// the other nodes without a refresh (refreshed every third of it): a node that dies
-    /// drops out after this.
+    /// How long the members this node says are online count at the other nodes without
+    /// a refresh (refreshed every third of it): a node that dies drops out after this.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub presence_ttl: Duration,
+
+    /// How long the region's publishers count this node's viewers without a refresh
+    /// (all of its counts go out every third of it): a node killed with -9 leaves the
+    /// totals after this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub viewers_ttl: Duration,
 
     /// A member whose last connection closed is announced offline only after this with
     /// none (a reconnect within it shows nothing).
@@ -184,6 +189,7 @@ impl Config {
         cli::positive("retry", self.retry)?;
         cli::positive("write-timeout", self.write_timeout)?;
         cli::at_least("presence-ttl", self.presence_ttl, Duration::from_secs(1))?;
+        cli::at_least("viewers-ttl", self.viewers_ttl, Duration::from_secs(3))?;
         if self.viewer_queue == 0 {
             return Err(ConfigError::new("viewer-queue", "must be at least 1"));
         }

@@ -10,7 +10,9 @@
 //! - [`room`]: one video on this node — the handle viewers join, and its task (the
 //!   subscription, gap detection, likes, viewer counts, heartbeats); its pure parts:
 //!   [`room::sequencer`] (deliver / hold back / read / duplicate, per region),
-//!   [`room::coalesce`] (likes), [`room::viewer_counts`] (viewer counts across frontends).
+//!   [`room::coalesce`] (likes), [`room::viewer_counts`] (the regions' viewer totals).
+//! - [`audience`]: this node's viewer counts, reported to the region's publishers (which
+//!   sum them); [`audience::reports`] decides what goes out.
 //! - [`store`]: the [`store::History`] of a video (JetStream, and in memory for tests).
 //! - [`viewer`]: one viewer's stream — snapshot, replay, live, bounded queue, drain,
 //!   expiry; [`viewer::resume`] decides and merges a `Last-Event-ID` replay.
@@ -28,6 +30,7 @@
 //! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
 //!   [`stats`]: hot-path metric handles.
 
+pub mod audience;
 pub mod bell;
 pub mod config;
 pub mod connection;
@@ -116,6 +119,10 @@ pub async fn run(
     // here, is reachable from the other nodes at once.
     let probes = presence::subscribe_probes(&node).await;
     let registry = registry::Registry::new(node.clone(), config.presence_grace, probes);
+    node.tasks.spawn(audience::run(node.clone(), {
+        let registry = registry.clone();
+        move || registry.video_counts()
+    }));
     let connections = connection::control::Connections::new();
     let control = connections.subscribe(&node).await;
     node.tasks
@@ -154,7 +161,7 @@ pub async fn run(
     })
     .await?;
     node.stopped.cancel();
-    // Each room tells the other frontends it has no viewers left, then ends.
+    // Rooms end; the viewer reporter tells the publishers this node has no viewers left.
     node.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), node.tasks.wait()).await;
     // Bounded: with NATS gone too (Ctrl-C stops everything at once) a flush never ends.

@@ -42,6 +42,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     pub room_grace: Duration,
     pub presence_ttl: Duration,
+    /// How long the publishers count this node's viewer report (`--viewers-ttl`).
+    pub viewers_ttl: Duration,
     /// Frames a viewer may fall behind before it is cut (the broadcast ring's size).
     pub viewer_queue: usize,
     /// Recent comments a room keeps for resuming viewers.
@@ -65,6 +67,7 @@ impl From<&Config> for Settings {
             heartbeat: c.heartbeat,
             room_grace: c.room_grace,
             presence_ttl: c.presence_ttl,
+            viewers_ttl: c.viewers_ttl,
             viewer_queue: c.viewer_queue,
             replay_buffer: c.replay_buffer,
             max_replay: c.max_replay,

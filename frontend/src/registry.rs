@@ -86,6 +86,15 @@ impl<K: Hash + Eq + Clone + Send + 'static, R: Occupied> Table<K, R> {
         true
     }
 
+    /// Each room's key and how many occupy it.
+    fn occupancy(&self) -> Vec<(K, u64)> {
+        let rooms = self.lock();
+        rooms
+            .iter()
+            .map(|(k, r)| (k.clone(), r.occupancy().count()))
+            .collect()
+    }
+
     fn each(&self, f: impl Fn(&R)) {
         for room in self.lock().values() {
             f(room);
@@ -205,6 +214,11 @@ impl Registry {
             .each(|r| r.hub.broadcast(crate::sse::drain()));
         self.presences
             .each(|r| r.hub.broadcast(crate::sse::drain()));
+    }
+
+    /// Viewers of each video on this node (0 for a room in its grace period).
+    pub fn video_counts(&self) -> Vec<(VideoId, u64)> {
+        self.videos.occupancy()
     }
 
     /// Viewers currently connected to this node.

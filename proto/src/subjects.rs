@@ -159,9 +159,46 @@ pub fn live_likes(region: &Region, video: &VideoId) -> String {
     format!("live.v1.{region}.{video}.likes")
 }
 
-/// Frontends' viewer counts.
-pub fn live_presence(region: &Region, video: &VideoId) -> String {
-    format!("live.v1.{region}.{video}.presence")
+/// A region's viewer total of a video (`ViewerTotal`), from the publisher owning its
+/// shard.
+pub fn live_viewers(region: &Region, video: &VideoId) -> String {
+    format!("live.v1.{region}.{video}.viewers")
+}
+
+// --- Viewer counts (frontends report, the region's publishers sum) ------------------
+
+/// Shards of a region's viewer reports: a video's counts go to shard
+/// `fnv1a_32(id) % VIEWER_SHARDS`, and one publisher of the region publishes the shard's
+/// totals. Fixed, so frontends and publishers of any version agree.
+pub const VIEWER_SHARDS: u32 = 16;
+
+/// The report shard of `video`.
+pub fn viewer_shard(video: &VideoId) -> u32 {
+    crate::partitions::fnv1a_32(video.as_str().as_bytes()) % VIEWER_SHARDS
+}
+
+/// A frontend's counts of the videos of one shard (`ViewerReport`):
+/// `viewers.report.v1.{region}.{shard}`.
+pub fn viewer_report(region: &Region, shard: u32) -> String {
+    format!("viewers.report.v1.{region}.{shard}")
+}
+
+/// Every shard's reports of a region: what each of its publishers subscribes to.
+pub fn viewer_reports_all(region: &Region) -> String {
+    format!("viewers.report.v1.{region}.*")
+}
+
+/// Splits `viewers.report.v1.{region}.{shard}` into `(region, shard)`.
+pub fn parse_viewer_report(subject: &str) -> Option<(&str, u32)> {
+    let rest = subject.strip_prefix("viewers.report.v1.")?;
+    let (region, shard) = rest.split_once('.')?;
+    let shard: u32 = shard.parse().ok()?;
+    (shard < VIEWER_SHARDS).then_some((region, shard))
+}
+
+/// The region's publishers taking part in summing viewer counts (`Aggregator`).
+pub fn viewer_aggregators(region: &Region) -> String {
+    format!("viewers.aggregators.v1.{region}")
 }
 
 /// Tombstones of deleted comments as republished by JetStream.
@@ -195,7 +232,8 @@ pub fn ingest_moderation(video: &VideoId, kind: IngestKind) -> String {
 pub enum LiveKind {
     Comment,
     Likes,
-    Presence,
+    /// A region's viewer total (`ViewerTotal`).
+    Viewers,
     /// A comment's tombstone.
     Deleted,
 }
@@ -234,7 +272,7 @@ pub fn parse_live(subject: &str) -> Option<(&str, &str, LiveKind)> {
     let kind = match kind {
         "comment" => LiveKind::Comment,
         "likes" => LiveKind::Likes,
-        "presence" => LiveKind::Presence,
+        "viewers" => LiveKind::Viewers,
         "deleted" => LiveKind::Deleted,
         _ => return None,
     };
@@ -468,8 +506,34 @@ mod tests {
             parse_live(&live_deleted(&east, &v)),
             Some(("east", "v-1_A", LiveKind::Deleted))
         );
+        assert_eq!(
+            parse_live(&live_viewers(&east, &v)),
+            Some(("east", "v-1_A", LiveKind::Viewers))
+        );
+        assert_eq!(parse_live("live.v1.e.a.presence"), None);
         assert_eq!(parse_live("live.v2.e.a.comment"), None);
         assert_eq!(parse_live("live.v1.e.a.b.comment"), None);
+    }
+
+    #[test]
+    fn viewer_report_subjects() {
+        let east = Region::parse("east").unwrap();
+        for shard in 0..VIEWER_SHARDS {
+            assert_eq!(
+                parse_viewer_report(&viewer_report(&east, shard)),
+                Some(("east", shard))
+            );
+        }
+        assert_eq!(parse_viewer_report("viewers.report.v1.east.16"), None);
+        assert_eq!(parse_viewer_report("viewers.report.v1.east.x"), None);
+        assert_eq!(parse_viewer_report("viewers.report.v1.east.1.2"), None);
+        assert_eq!(viewer_reports_all(&east), "viewers.report.v1.east.*");
+        // Stable: the shard is part of the wire protocol between frontends and publishers.
+        assert_eq!(viewer_shard(&VideoId::parse("a").unwrap()), 0xe40c292c % 16);
+        let spread: std::collections::HashSet<u32> = (0..200)
+            .map(|i| viewer_shard(&VideoId::parse(&format!("v{i}")).unwrap()))
+            .collect();
+        assert_eq!(spread.len(), VIEWER_SHARDS as usize);
     }
 
     #[test]
@@ -609,7 +673,8 @@ mod tests {
         let video_wildcards = [
             live_all(&v),
             "live.v1.>".into(),
-            "live.v1.*.*.presence".into(),
+            "live.v1.*.*.viewers".into(),
+            viewer_reports_all(&east),
             "live.v1.*.*.likes".into(),
             INGEST_ALL.into(),
             "ingest.v1.>".into(),

@@ -17,6 +17,8 @@
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`,
 //!   `POST /v1/conversations/{id}/typing|read`).
+//! - [`viewers`]: the region's viewer counts, summed from the frontends' reports, and
+//!   each video's total published by the publisher owning its shard.
 //! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`,
 //!   `ingest.conv.v1.{id}.typing|read`, request-reply).
 
@@ -33,6 +35,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod service;
 pub mod streams;
+pub mod viewers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -162,6 +165,15 @@ pub async fn run(
         ),
     });
 
+    let audience = viewers::subscribe(&client, regions.own()).await?;
+    tasks.spawn(viewers::run(
+        client.clone(),
+        regions.own().clone(),
+        // Unique per instance: tests run several publishers in one process.
+        format!("{name}-{:06x}", rand::random_range(0..0xff_ffffu32)),
+        audience,
+        stop.clone(),
+    ));
     let subscriptions = ingest::subscribe(&client).await?;
     let ingest = tasks.spawn(ingest::serve(
         client.clone(),

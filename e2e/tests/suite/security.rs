@@ -615,6 +615,9 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
 
     let (watcher, _) = connect_as(&nats, "frontend", Default::default()).await;
     let mut seen = watcher.subscribe("live.v1.>").await.unwrap();
+    let (aggregator, _) = connect_as(&nats, "publisher", Default::default()).await;
+    let mut reports = aggregator.subscribe("viewers.report.v1.*.*").await.unwrap();
+    aggregator.flush().await.unwrap();
     let mut stored = watcher.subscribe("live.v1.local.x.comment").await.unwrap();
     watcher.flush().await.unwrap();
 
@@ -624,6 +627,8 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     for subject in [
         "live.v1.local.x.comment",
         "live.v1.local.x.likes",
+        "live.v1.local.x.viewers",
+        "viewers.aggregators.v1.local",
         "ingest.v1.x.like",
         "ingest.v1.x.comment",
         "store.v1.local.0.x.comment",
@@ -641,13 +646,16 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     let _snoop = fe.subscribe("ingest.v1.>").await.unwrap();
     fe.flush().await.unwrap();
     expect_violation(&mut fe_errors, "Subscription", "ingest.v1.>").await;
-    // What a frontend needs still works: presence.
-    fe.publish("live.v1.local.x.presence", "count".into())
+    // What a frontend needs still works: reporting its viewer counts to the publishers.
+    fe.publish("viewers.report.v1.local.3", "counts".into())
         .await
         .unwrap();
     fe.flush().await.unwrap();
-    let msg = tokio::time::timeout(T, seen.next()).await.unwrap().unwrap();
-    assert_eq!(msg.subject.as_str(), "live.v1.local.x.presence");
+    let msg = tokio::time::timeout(T, reports.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.subject.as_str(), "viewers.report.v1.local.3");
 
     // An ingest client may only post to ingest.
     let (ingest, mut ingest_errors) = connect_as(&nats, "ingest", Default::default()).await;
@@ -664,12 +672,13 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     ingest.flush().await.unwrap();
     expect_violation(&mut ingest_errors, "Subscription", "live.v1.>").await;
 
-    // The publisher may not publish live comments (only stored ones are live) nor
-    // delete its streams.
+    // The publisher may not publish live comments (only stored ones are live), members'
+    // presence or viewer reports, nor delete its streams.
     let (publisher, mut pub_errors) = connect_as(&nats, "publisher", Default::default()).await;
     for subject in [
         "live.v1.local.x.comment",
-        "live.v1.local.x.presence",
+        "presence.v1.local.m",
+        "viewers.report.v1.local.3",
         "$JS.API.STREAM.DELETE.COMMENTS_local_p0",
         "$JS.API.STREAM.PURGE.LIKES_local_p0",
     ] {
@@ -688,6 +697,11 @@ async fn each_nats_role_is_refused_outside_its_permissions() {
     assert!(
         leaked.is_err(),
         "a forged live message was delivered: {leaked:?}"
+    );
+    let leaked = tokio::time::timeout(Duration::from_millis(300), reports.next()).await;
+    assert!(
+        leaked.is_err(),
+        "a forged viewer report was delivered: {leaked:?}"
     );
 }
 

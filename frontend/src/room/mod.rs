@@ -6,8 +6,9 @@
 //!   `Nats-Last-Sequence`, backfilled from JetStream when one is found, kept in a small
 //!   ring for resuming viewers, and broadcast one by one;
 //! - likes are coalesced into at most one `likes` frame per `--like-interval`;
-//! - presence messages of all frontends are summed into the `viewers` count, sent at
-//!   most once a second when it changes;
+//! - the regions' viewer totals (each summed by a publisher of its region from the
+//!   frontends' reports, see `publisher::viewers`) are summed into the `viewers` count,
+//!   sent at most once a second when it changes;
 //! - a heartbeat frame every `--heartbeat`;
 //! - tombstones of comments a moderator deleted (`live.v1.{region}.{video}.deleted`, and
 //!   all of them read from JetStream when the room opens) remove the comment from the
@@ -282,6 +283,14 @@ impl Room {
                     .send(sse::comment_deleted(&self.topic, &tombstone.id));
             }
         }
+    }
+
+    /// The video's viewer count: joining viewers' snapshots have it, watching ones get a
+    /// `viewers` event (under the state lock, so a join sees one or the other).
+    fn set_viewers(&self, total: u64) {
+        let mut state = self.state();
+        state.viewers_total = total;
+        self.send(sse::viewers(&self.topic, total));
     }
 
     /// Sends a frame to every viewer of the room.

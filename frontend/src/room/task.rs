@@ -1,7 +1,7 @@
 //! A room's task: the node's one NATS subscription for the video, and what it does with
 //! what arrives — comments through one [`Sequencer`] per region (reads it asks for run
 //! in their own tasks and report back, so the loop never waits for JetStream), likes
-//! coalesced, other frontends' viewer counts summed, heartbeats — until the room is
+//! coalesced, the regions' viewer totals summed, heartbeats — until the room is
 //! idle past its grace period or the node stops.
 
 use std::sync::Arc;
@@ -67,7 +67,7 @@ where
         retry_at: vec![None; regions],
         reads: reads_tx,
         likes: LikeCoalescer::new(node.settings.like_interval),
-        counts: ViewerCounts::new(node.settings.presence_ttl),
+        counts: ViewerCounts::new(regions, node.regions.own_index()),
         room,
         node,
     };
@@ -140,7 +140,7 @@ impl Task {
                     self.flush_likes();
                 }
                 _ = tick.tick() => {
-                    self.presence_tick().await;
+                    self.show_viewers();
                     for t in 0..regions {
                         if room.tombstones_upto(t).is_none() {
                             self.read_tombstones(t, None);
@@ -165,8 +165,6 @@ impl Task {
                 _ = node.stopped.cancelled() => break,
             }
         }
-        // Tell the other frontends right away that this node has no viewers left.
-        self.publish_presence(0).await;
         let _ = sub.unsubscribe().await;
         tracing::debug!(video = %room.video, "room closed");
     }
@@ -192,7 +190,7 @@ async fn load_baseline(node: &Node, video: &VideoId, r: usize, known: bool) -> B
 }
 
 /// The room's loop state: one sequencer per region, the reads it started, likes, the
-/// other frontends' viewer counts.
+/// regions' viewer totals.
 struct Task {
     room: Arc<Room>,
     node: Arc<Node>,
@@ -227,13 +225,12 @@ impl Task {
                 }
                 Err(_) => undecodable(),
             },
-            LiveKind::Presence => match v1::Presence::decode(msg.payload) {
-                Ok(p) if p.node != self.node.id => {
-                    let ttl = Duration::from_millis(p.ttl_ms.clamp(1_000, 300_000).into());
-                    self.counts
-                        .observe(&p.node, p.viewers.into(), ttl, Instant::now());
+            LiveKind::Viewers => match v1::ViewerTotal::decode(msg.payload) {
+                Ok(t) => {
+                    let ttl = Duration::from_millis(t.ttl_ms.clamp(1_000, 300_000).into());
+                    self.counts.observe(r, t.viewers, ttl, Instant::now());
+                    self.show_viewers();
                 }
-                Ok(_) => {}
                 Err(_) => undecodable(),
             },
         }
@@ -494,41 +491,13 @@ impl Task {
         }
     }
 
-    /// Once a second: this node's count out if due, the sum to viewers if it changed.
-    async fn presence_tick(&mut self) {
-        let tick = self.counts.tick(self.room.local_viewers(), Instant::now());
-        if let Some(own) = tick.publish {
-            self.publish_presence(own).await;
-        }
-        let changed = {
-            let mut state = self.room.state();
-            let changed = state.viewers_total != tick.total;
-            state.viewers_total = tick.total;
-            changed
+    /// The viewer count to viewers, if it changed (at most once a second): on every
+    /// region total that arrives, and once a second for this node's own joins and
+    /// leaves and for totals whose TTL ran out.
+    fn show_viewers(&mut self) {
+        let Some(total) = self.counts.due(self.room.local_viewers(), Instant::now()) else {
+            return;
         };
-        if changed {
-            self.room
-                .broadcast(sse::viewers(&self.room.topic, tick.total));
-        }
-    }
-
-    async fn publish_presence(&self, viewers: u64) {
-        let node = &self.node;
-        let msg = v1::Presence {
-            video: self.room.video.to_string(),
-            node: node.id.clone(),
-            viewers: viewers.min(u32::MAX as u64) as u32,
-            at_ms: live_proto::now_ms(),
-            ttl_ms: node.settings.presence_ttl.as_millis() as u32,
-            region: node.regions.own().to_string(),
-        };
-        let subject = subjects::live_presence(node.regions.own(), &self.room.video);
-        if let Err(e) = node
-            .client
-            .publish(subject, msg.encode_to_vec().into())
-            .await
-        {
-            tracing::debug!(error = %e, "presence not published");
-        }
+        self.room.set_viewers(total);
     }
 }

@@ -1,77 +1,73 @@
-//! The viewer count of one video across frontends, without a central counter: every
-//! node publishes its own count with a TTL (refreshed before it runs out, and at once
-//! when it changes or a node it did not know appears), and sums the others' live ones.
-//! Pure: the caller passes the time and does the publishing.
+//! The viewer count a room shows (pure, the clock passed in): the sum of the regions'
+//! totals, each published by a publisher of its region (which sums that region's
+//! frontends' reports) and counted until its TTL runs out — with this node's own
+//! viewers as a floor for its own region, so a join here shows at once and a region
+//! whose publishers are all down still counts what this node sees. Shown at most once
+//! per [`MIN_INTERVAL`], when it changed.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Other frontends' counts of one video, and what this node last published.
+/// A room sends `viewers` at most this often.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub struct ViewerCounts {
-    others: HashMap<String, (u64, Instant)>,
-    published: Option<(u64, Instant)>,
-    /// Publish at the next tick whatever the refresh time (a new node appeared).
-    dirty: bool,
-    /// How often our count is refreshed (a third of its TTL, so one lost message does
-    /// not drop this node from the others' sums).
-    refresh: Duration,
-}
-
-/// What a tick decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tick {
-    /// Publish this node's count now.
-    pub publish: Option<u64>,
-    /// Viewers on every frontend whose count is live.
-    pub total: u64,
+    /// Per region (index in `--regions`): its latest total and until when it counts.
+    regions: Vec<Option<(u64, Instant)>>,
+    own: usize,
+    /// What viewers were last shown, and when.
+    shown: Option<(u64, Instant)>,
 }
 
 impl ViewerCounts {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(regions: usize, own: usize) -> Self {
         ViewerCounts {
-            others: HashMap::new(),
-            published: None,
-            dirty: true,
-            refresh: ttl / 3,
+            regions: vec![None; regions],
+            own,
+            shown: None,
         }
     }
 
-    /// Another node's count, valid for `ttl` from `now`. A count of 0 is that node
-    /// leaving.
-    pub fn observe(&mut self, node: &str, viewers: u64, ttl: Duration, now: Instant) {
-        if viewers == 0 {
-            self.others.remove(node);
-            return;
-        }
-        let known = self
-            .others
-            .insert(node.to_owned(), (viewers, now + ttl))
-            .is_some();
-        if !known {
-            // A frontend we did not know: answer with our own count so it converges
-            // without waiting for our next refresh.
-            self.dirty = true;
+    /// Region `r`'s total, valid for `ttl` from `now`.
+    pub fn observe(&mut self, r: usize, viewers: u64, ttl: Duration, now: Instant) {
+        if let Some(slot) = self.regions.get_mut(r) {
+            *slot = Some((viewers, now + ttl));
         }
     }
 
-    /// Once a second: drops expired counts, decides whether to publish `own`, and sums.
-    pub fn tick(&mut self, own: u64, now: Instant) -> Tick {
-        self.others.retain(|_, (_, expires)| *expires > now);
-        let stale = self
-            .published
-            .is_none_or(|(n, at)| n != own || now.duration_since(at) >= self.refresh);
-        let publish = (stale || self.dirty).then(|| {
-            self.published = Some((own, now));
-            self.dirty = false;
-            own
-        });
-        Tick {
-            publish,
-            total: own + self.others.values().map(|(n, _)| n).sum::<u64>(),
-        }
+    /// Viewers in every region whose total is live, with `local` (this node's) as the
+    /// least of its own region.
+    pub fn total(&self, local: u64, now: Instant) -> u64 {
+        let live = |r: usize| {
+            self.regions[r]
+                .filter(|(_, until)| *until > now)
+                .map_or(0, |(n, _)| n)
+        };
+        (0..self.regions.len())
+            .map(|r| {
+                if r == self.own {
+                    live(r).max(local)
+                } else {
+                    live(r)
+                }
+            })
+            .sum()
+    }
+
+    /// The count to send viewers now, if it changed and none was sent within
+    /// [`MIN_INTERVAL`].
+    pub fn due(&mut self, local: u64, now: Instant) -> Option<u64> {
+        let total = self.total(local, now);
+        let send = match self.shown {
+            None => true,
+            Some((n, at)) => n != total && now.saturating_duration_since(at) >= MIN_INTERVAL,
+        };
+        send.then(|| {
+            self.shown = Some((total, now));
+            total
+        })
     }
 }
 
@@ -79,51 +75,45 @@ impl ViewerCounts {
 mod tests {
     use super::*;
 
+    const S: Duration = Duration::from_secs(1);
     const TTL: Duration = Duration::from_secs(15);
 
     #[test]
-    fn sums_live_counts_and_drops_expired_ones() {
+    fn sums_the_regions_with_the_local_count_as_a_floor() {
         let t0 = Instant::now();
-        let mut c = ViewerCounts::new(TTL);
-        c.observe("a", 10, TTL, t0);
-        c.observe("b", 5, Duration::from_secs(2), t0);
-        assert_eq!(c.tick(1, t0).total, 16);
-        // b's TTL ran out: a node killed with -9 drops out of the sum.
-        assert_eq!(c.tick(1, t0 + Duration::from_secs(3)).total, 11);
-        // a refreshed itself: still counted.
-        c.observe("a", 12, TTL, t0 + Duration::from_secs(10));
-        assert_eq!(c.tick(1, t0 + Duration::from_secs(20)).total, 13);
-        assert_eq!(c.tick(1, t0 + Duration::from_secs(26)).total, 1);
+        let mut c = ViewerCounts::new(2, 0);
+        // Before any total arrives: what this node sees.
+        assert_eq!(c.total(3, t0), 3);
+        c.observe(0, 10, TTL, t0);
+        c.observe(1, 5, TTL, t0);
+        assert_eq!(c.total(3, t0), 15);
+        // Our region's total lags a join here: the local count is the floor.
+        assert_eq!(c.total(12, t0), 17);
+        // Out-of-range regions are ignored.
+        c.observe(7, 100, TTL, t0);
+        assert_eq!(c.total(3, t0), 15);
     }
 
     #[test]
-    fn zero_is_a_node_leaving_at_once() {
+    fn an_expired_region_drops_out() {
         let t0 = Instant::now();
-        let mut c = ViewerCounts::new(TTL);
-        c.observe("a", 10, TTL, t0);
-        c.observe("a", 0, TTL, t0);
-        assert_eq!(c.tick(2, t0).total, 2);
+        let mut c = ViewerCounts::new(2, 1);
+        c.observe(0, 10, 2 * S, t0);
+        c.observe(1, 5, TTL, t0);
+        assert_eq!(c.total(0, t0 + S), 15);
+        assert_eq!(c.total(0, t0 + 3 * S), 5);
     }
 
     #[test]
-    fn publishes_on_change_on_refresh_and_for_a_new_node() {
+    fn shows_a_change_at_most_once_a_second() {
         let t0 = Instant::now();
-        let mut c = ViewerCounts::new(TTL);
-        assert_eq!(c.tick(3, t0).publish, Some(3), "first tick");
-        assert_eq!(c.tick(3, t0 + Duration::from_secs(1)).publish, None);
-        assert_eq!(
-            c.tick(4, t0 + Duration::from_secs(2)).publish,
-            Some(4),
-            "changed"
-        );
-        // Refreshed a third of the TTL after the last publish.
-        assert_eq!(c.tick(4, t0 + Duration::from_secs(6)).publish, None);
-        assert_eq!(c.tick(4, t0 + Duration::from_secs(7)).publish, Some(4));
-        // A node we did not know: it hears from us at the next tick.
-        c.observe("new", 1, TTL, t0 + Duration::from_secs(8));
-        assert_eq!(c.tick(4, t0 + Duration::from_secs(8)).publish, Some(4));
-        // A known node's refresh does not make us publish.
-        c.observe("new", 1, TTL, t0 + Duration::from_secs(9));
-        assert_eq!(c.tick(4, t0 + Duration::from_secs(9)).publish, None);
+        let mut c = ViewerCounts::new(1, 0);
+        assert_eq!(c.due(1, t0), Some(1), "first");
+        assert_eq!(c.due(1, t0 + S), None, "unchanged");
+        c.observe(0, 4, TTL, t0 + S);
+        assert_eq!(c.due(1, t0 + S + S / 2), Some(4));
+        c.observe(0, 6, TTL, t0 + 2 * S);
+        assert_eq!(c.due(1, t0 + 2 * S), None, "half a second after the last");
+        assert_eq!(c.due(1, t0 + 2 * S + S / 2), Some(6));
     }
 }

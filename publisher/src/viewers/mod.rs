@@ -1,0 +1,186 @@
+//! Viewer counts of the region, summed here: frontends report their per-video counts in
+//! batches (`viewers.report.v1.{region}.{shard}`), every publisher of the region sums
+//! all of them ([`sums`]), and for each of the 16 shards one publisher — chosen by
+//! rendezvous hashing over those that say they take part ([`owners`]) — publishes each
+//! video's region total on `live.v1.{region}.{video}.viewers`, at most once a second
+//! and only when it changed (plus a slow refresh). Frontends sum the regions' totals.
+//!
+//! What this costs does not grow with the fleet where it matters: a frontend receives
+//! one message per video per region per change, whatever the number of frontends; a
+//! publisher receives every frontend's reports (at most one per shard per second, plus
+//! the refresh), which is O(frontends) but only on the few publishers.
+//!
+//! Failure: a publisher killed stops its heartbeat; within [`owners::PEER_TTL`] the
+//! others own its shards and, having summed the same reports, publish at once. A
+//! frontend killed stops refreshing and drops out of the sums after its report's TTL.
+
+pub mod owners;
+pub mod sums;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use live_proto::subjects::{self, VIEWER_SHARDS};
+use live_proto::{Region, VideoId, v1};
+use prost::Message as _;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use owners::Owners;
+use sums::Sums;
+
+/// How often owned totals are considered for publishing (each at most once a second):
+/// short, so a change goes out soon after the report that made it.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The NATS subscriptions of the aggregator, taken before the publisher serves.
+pub struct Subscriptions {
+    reports: async_nats::Subscriber,
+    peers: async_nats::Subscriber,
+}
+
+pub async fn subscribe(
+    client: &async_nats::Client,
+    region: &Region,
+) -> Result<Subscriptions, async_nats::SubscribeError> {
+    Ok(Subscriptions {
+        reports: client
+            .subscribe(subjects::viewer_reports_all(region))
+            .await?,
+        peers: client
+            .subscribe(subjects::viewer_aggregators(region))
+            .await?,
+    })
+}
+
+/// Sums the region's reports and publishes the totals of the shards it owns until
+/// `stop`; then says it leaves, so its shards move at once.
+pub async fn run(
+    client: async_nats::Client,
+    region: Region,
+    me: String,
+    subs: Subscriptions,
+    stop: CancellationToken,
+) {
+    let Subscriptions {
+        mut reports,
+        mut peers,
+    } = subs;
+    let mut sums = Sums::default();
+    let mut owners = Owners::new(me.clone(), Instant::now());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heartbeat = tokio::time::interval(owners::HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            Some(msg) = reports.next() => on_report(&mut sums, &mut owners, &msg),
+            Some(msg) = peers.next() => match v1::Aggregator::decode(msg.payload) {
+                Ok(a) => owners.observe(
+                    &a.node,
+                    a.ready,
+                    Duration::from_millis(a.ttl_ms.min(60_000).into()),
+                    Instant::now(),
+                ),
+                Err(_) => undecodable(),
+            },
+            _ = heartbeat.tick() => {
+                let ready = owners.is_ready(Instant::now());
+                announce(&client, &region, &me, ready, owners::PEER_TTL).await;
+            }
+            _ = tick.tick() => publish_due(&client, &region, &me, &mut sums, &mut owners).await,
+        }
+    }
+    announce(&client, &region, &me, false, Duration::ZERO).await;
+}
+
+fn on_report(sums: &mut Sums, owners: &mut Owners, msg: &async_nats::Message) {
+    let Some((_, shard)) = subjects::parse_viewer_report(&msg.subject) else {
+        return undecodable();
+    };
+    let Ok(report) = v1::ViewerReport::decode(msg.payload.clone()) else {
+        return undecodable();
+    };
+    if report.node.is_empty() {
+        return undecodable();
+    }
+    metrics::counter!("publisher_viewer_reports_total").increment(1);
+    let ttl = Duration::from_millis(report.ttl_ms.clamp(1_000, 300_000).into());
+    owners.saw_refresh(ttl / 3);
+    let expires = Instant::now() + ttl;
+    for entry in report.videos {
+        // Only a valid id of this shard is summed: a video's total has one owner.
+        match VideoId::parse(&entry.video) {
+            Ok(video) if subjects::viewer_shard(&video) == shard => {
+                sums.report(&report.node, video, entry.viewers, expires)
+            }
+            _ => undecodable(),
+        }
+    }
+}
+
+async fn publish_due(
+    client: &async_nats::Client,
+    region: &Region,
+    me: &str,
+    sums: &mut Sums,
+    owners: &mut Owners,
+) {
+    let now = Instant::now();
+    sums.expire(now);
+    owners.expire(now);
+    let owned: Vec<bool> = (0..VIEWER_SHARDS).map(|s| owners.owns(s, now)).collect();
+    let due = sums.due(now, |shard| owned[shard as usize]);
+    metrics::gauge!("publisher_viewer_shards_owned")
+        .set(owned.iter().filter(|o| **o).count() as f64);
+    metrics::gauge!("publisher_viewer_videos").set(sums.len() as f64);
+    if due.is_empty() {
+        return;
+    }
+    metrics::counter!("publisher_viewer_totals_total").increment(due.len() as u64);
+    let at_ms = live_proto::now_ms();
+    for (video, viewers) in due {
+        let total = v1::ViewerTotal {
+            video: video.to_string(),
+            region: region.to_string(),
+            viewers,
+            at_ms,
+            ttl_ms: sums::TOTAL_TTL.as_millis() as u32,
+            node: me.to_owned(),
+        };
+        let subject = subjects::live_viewers(region, &video);
+        if let Err(e) = client.publish(subject, total.encode_to_vec().into()).await {
+            tracing::debug!(error = %e, "viewer total not published");
+        }
+    }
+}
+
+async fn announce(
+    client: &async_nats::Client,
+    region: &Region,
+    me: &str,
+    ready: bool,
+    ttl: Duration,
+) {
+    let msg = v1::Aggregator {
+        node: me.to_owned(),
+        ready,
+        ttl_ms: ttl.as_millis() as u32,
+        at_ms: live_proto::now_ms(),
+    };
+    if let Err(e) = client
+        .publish(
+            subjects::viewer_aggregators(region),
+            msg.encode_to_vec().into(),
+        )
+        .await
+    {
+        tracing::debug!(error = %e, "aggregator heartbeat not published");
+    }
+}
+
+fn undecodable() {
+    metrics::counter!("publisher_viewer_undecodable_total").increment(1);
+}

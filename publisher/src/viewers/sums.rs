@@ -1,0 +1,216 @@
+//! A region's viewer counts summed per video (pure, the clock passed in): every
+//! frontend's latest count of each video, kept until it is refreshed, replaced or its
+//! TTL runs out (a frontend killed with -9 stops refreshing and drops out), and the
+//! decision which totals to publish — at most once per [`MIN_INTERVAL`] per video, when
+//! the total changed, when the video has not been published for [`REFRESH`], or when
+//! this publisher has just taken its shard over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use live_proto::VideoId;
+use live_proto::subjects::viewer_shard;
+use tokio::time::Instant;
+
+/// A video's total goes out at most this often.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// An unchanged total goes out again this often, so a frontend that opens the video's
+/// room learns it without waiting for a change.
+pub const REFRESH: Duration = Duration::from_secs(5);
+/// How long frontends count a region's total without hearing it again: three refreshes,
+/// so one lost message changes nothing, and a region whose publishers all died drops
+/// out of the sum.
+pub const TOTAL_TTL: Duration = Duration::from_secs(15);
+
+/// One video's counts by frontend.
+#[derive(Debug, Default)]
+struct Video {
+    /// Frontend → (its count, when it expires).
+    nodes: HashMap<Arc<str>, (u32, Instant)>,
+    total: u64,
+    /// The total last published and when; `None` when this publisher has not published
+    /// it since it (last) took the video's shard over.
+    published: Option<(u64, Instant)>,
+}
+
+/// Every video's counts in the region.
+#[derive(Debug, Default)]
+pub struct Sums {
+    videos: HashMap<VideoId, Video>,
+    /// Frontend ids, interned: a frontend reports many videos.
+    names: HashMap<String, Arc<str>>,
+}
+
+impl Sums {
+    /// Frontend `node` has `viewers` of `video`, valid until `expires` (0: none left).
+    pub fn report(&mut self, node: &str, video: VideoId, viewers: u32, expires: Instant) {
+        if viewers == 0 {
+            if let Some(v) = self.videos.get_mut(&video)
+                && let Some((n, _)) = v.nodes.remove(node)
+            {
+                v.total -= u64::from(n);
+            }
+            return;
+        }
+        let name = match self.names.get(node) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = node.into();
+                self.names.insert(node.to_owned(), name.clone());
+                name
+            }
+        };
+        let v = self.videos.entry(video).or_default();
+        let old = v
+            .nodes
+            .insert(name, (viewers, expires))
+            .map_or(0, |(n, _)| n);
+        v.total = v.total - u64::from(old) + u64::from(viewers);
+    }
+
+    /// Drops the counts whose TTL ran out, and frontends no video names any more.
+    pub fn expire(&mut self, now: Instant) {
+        for v in self.videos.values_mut() {
+            let before = v.nodes.len();
+            v.nodes.retain(|_, (_, expires)| *expires > now);
+            if v.nodes.len() != before {
+                v.total = v.nodes.values().map(|(n, _)| u64::from(*n)).sum();
+            }
+        }
+        self.names.retain(|_, name| Arc::strong_count(name) > 1);
+    }
+
+    /// The totals to publish now for the videos whose shard `owns` says is ours; forgets
+    /// what was published of the others (so taking a shard over publishes all of it) and
+    /// videos nobody watches any more (after publishing their 0 if they are ours).
+    pub fn due(&mut self, now: Instant, owns: impl Fn(u32) -> bool) -> Vec<(VideoId, u64)> {
+        let mut out = Vec::new();
+        self.videos.retain(|video, v| {
+            if !owns(viewer_shard(video)) {
+                v.published = None;
+                return v.total > 0;
+            }
+            let send = match v.published {
+                None => true,
+                Some((n, at)) => {
+                    let since = now.saturating_duration_since(at);
+                    (n != v.total && since >= MIN_INTERVAL) || since >= REFRESH
+                }
+            };
+            if send {
+                out.push((video.clone(), v.total));
+                v.published = Some((v.total, now));
+            }
+            // An empty video stays until its 0 went out.
+            v.total > 0 || v.published.is_some_and(|(n, _)| n > 0)
+        });
+        out
+    }
+
+    /// The region's total of `video` as summed here.
+    pub fn total(&self, video: &VideoId) -> u64 {
+        self.videos.get(video).map_or(0, |v| v.total)
+    }
+
+    /// Videos with counts.
+    pub fn len(&self) -> usize {
+        self.videos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.videos.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(id: &str) -> VideoId {
+        VideoId::parse(id).unwrap()
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn sums_the_live_counts_and_drops_expired_ones() {
+        let t0 = Instant::now();
+        let mut s = Sums::default();
+        s.report("a", v("x"), 10, t0 + 10 * S);
+        s.report("b", v("x"), 5, t0 + 2 * S);
+        s.report("c", v("y"), 1, t0 + 10 * S);
+        assert_eq!(s.total(&v("x")), 15);
+        // A newer report replaces the node's count.
+        s.report("a", v("x"), 12, t0 + 10 * S);
+        assert_eq!(s.total(&v("x")), 17);
+        // b was killed with -9: its TTL runs out.
+        s.expire(t0 + 3 * S);
+        assert_eq!(s.total(&v("x")), 12);
+        // 0 is a node with none left: out at once.
+        s.report("a", v("x"), 0, t0 + 10 * S);
+        assert_eq!(s.total(&v("x")), 0);
+        assert_eq!(s.total(&v("y")), 1);
+        // A 0 for a video never seen changes nothing.
+        s.report("a", v("z"), 0, t0 + 10 * S);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn publishes_on_change_at_most_once_a_second_and_refreshes() {
+        let t0 = Instant::now();
+        let mut s = Sums::default();
+        let all = |_| true;
+        s.report("a", v("x"), 3, t0 + 60 * S);
+        assert_eq!(s.due(t0, all), [(v("x"), 3)], "new");
+        assert_eq!(s.due(t0 + S / 2, all), []);
+        s.report("b", v("x"), 1, t0 + 60 * S);
+        // Changed, but published half a second ago: waits.
+        assert_eq!(s.due(t0 + S / 2, all), []);
+        assert_eq!(s.due(t0 + S, all), [(v("x"), 4)]);
+        // Unchanged: again after REFRESH.
+        assert_eq!(s.due(t0 + 5 * S, all), []);
+        assert_eq!(s.due(t0 + 6 * S, all), [(v("x"), 4)]);
+        // Everybody left: 0 goes out once, then the video is forgotten.
+        s.report("a", v("x"), 0, t0);
+        s.report("b", v("x"), 0, t0);
+        assert_eq!(s.due(t0 + 7 * S, all), [(v("x"), 0)]);
+        assert!(s.is_empty());
+        assert_eq!(s.due(t0 + 20 * S, all), []);
+    }
+
+    #[test]
+    fn only_owned_shards_are_published_and_a_takeover_publishes_them_all() {
+        let t0 = Instant::now();
+        let mut s = Sums::default();
+        let videos: Vec<VideoId> = (0..40).map(|i| v(&format!("v{i}"))).collect();
+        for (i, video) in videos.iter().enumerate() {
+            s.report("a", video.clone(), i as u32 + 1, t0 + 60 * S);
+        }
+        let even = |shard: u32| shard.is_multiple_of(2);
+        let out = s.due(t0, even);
+        assert!(!out.is_empty() && out.len() < videos.len());
+        assert!(out.iter().all(|(video, _)| even(viewer_shard(video))));
+        // Nothing changed: nothing more within the refresh, though we now own them all.
+        let taken_over = s.due(t0 + S, |_| true);
+        assert_eq!(
+            taken_over.len(),
+            videos.len() - out.len(),
+            "a takeover publishes what this publisher had not"
+        );
+        // Lose every shard, then get them back: everything goes out again.
+        assert_eq!(s.due(t0 + 2 * S, |_| false), []);
+        assert_eq!(s.due(t0 + 3 * S, |_| true).len(), videos.len());
+    }
+
+    #[test]
+    fn unowned_videos_nobody_watches_are_forgotten() {
+        let t0 = Instant::now();
+        let mut s = Sums::default();
+        s.report("a", v("x"), 1, t0 + S);
+        s.expire(t0 + 2 * S);
+        assert_eq!(s.due(t0 + 2 * S, |_| false), []);
+        assert!(s.is_empty());
+        assert!(s.names.is_empty(), "frontend names are let go too");
+    }
+}
