@@ -74,7 +74,7 @@ pub struct UnitCosts {
     #[arg(long, default_value_t = 60.0)]
     pub nats_us_per_batch: f64,
     /// nats-server CPU-µs per plain message routed to a subscriber (live events to
-    /// frontends, presence).
+    /// frontends, viewer reports and totals).
     #[arg(long, default_value_t = 2.0)]
     pub nats_us_per_msg: f64,
     /// Comments one partition stores per second with p99 < 100 ms.
@@ -83,7 +83,17 @@ pub struct UnitCosts {
     /// Counter writes (batches of likes) one partition stores per second.
     #[arg(long, default_value_t = 4000.0)]
     pub partition_writes_per_sec: f64,
+    /// Publisher CPU-µs per video count in a frontend's viewer report (summing).
+    #[arg(long, default_value_t = 2.0)]
+    pub publisher_us_per_report_entry: f64,
 }
+
+/// Shards of viewer reports: a frontend sends at most this many report messages a
+/// second, plus its refresh (proto's `subjects::VIEWER_SHARDS`).
+const REPORT_SHARDS: f64 = 16.0;
+/// A frontend's report refresh per second (every third of the default 10 s TTL), on top
+/// of at most one change per video per second.
+const REFRESH_PER_SEC: f64 = 0.3;
 
 /// The machines and the policy of the deployment.
 #[derive(Debug, Clone, Args)]
@@ -106,10 +116,16 @@ pub struct Nodes {
     /// Frontends coalesce likes into at most one event per this many ms per video.
     #[arg(long, default_value_t = 50.0)]
     pub like_interval_ms: f64,
-    /// Presence messages per video per frontend per second (a count that changes is
-    /// sent at most once a second; with a busy audience it changes every second).
+    /// Viewer totals per video per region per second a frontend receives (a region's
+    /// publisher sends a video's total at most once a second, when it changed).
     #[arg(long, default_value_t = 1.0)]
-    pub presence_per_sec: f64,
+    pub viewer_totals_per_sec: f64,
+    /// Regions whose viewer totals every frontend receives.
+    #[arg(long, default_value_t = 1.0)]
+    pub regions: f64,
+    /// Publishers of a region (each sums every frontend's viewer reports).
+    #[arg(long, default_value_t = 2.0)]
+    pub publishers_per_region: f64,
 }
 
 /// One role's size and what decided it.
@@ -170,8 +186,9 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     let by_mem = servers(memory, n.memory_gib * 1024f64.powi(3) * n.utilization);
     let by_conn = servers(a.viewers, n.max_viewers_per_frontend);
     // Each frontend also takes every live message of the videos it holds (all of them,
-    // once it holds more viewers than there are videos); presence grows with the
-    // frontends themselves, so iterate to a fixed point.
+    // once it holds more viewers than there are videos), and one viewer total per video
+    // per region — not one count per other frontend: the publishers sum those. What it
+    // holds shrinks as frontends are added only once V/F < N, so iterate to a fixed point.
     let mut frontends = by_cpu.max(by_mem).max(by_conn).max(1);
     let mut bound = if frontends == by_cpu {
         "CPU (deliveries)"
@@ -184,7 +201,9 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     let inbound_at = |k: u64| {
         let f = k as f64;
         let held = videos.min(a.viewers / f);
-        held * (a.comments_per_sec / videos + batches / videos + f * n.presence_per_sec)
+        held * (a.comments_per_sec / videos
+            + batches / videos
+            + n.regions * n.viewer_totals_per_sec)
     };
     let cores_at = |k: u64| {
         (delivery_cores + k as f64 * inbound_at(k) * c.frontend_us_per_nats_msg / 1e6) / k as f64
@@ -196,7 +215,7 @@ pub fn plan(a: &CapacityArgs) -> Plan {
         }
         let next = servers(frontends as f64 * cores, cpu).max(frontends + 1);
         if cores_at(next) >= cores {
-            bound = "does not fit: each frontend's NATS inbound grows with the frontends";
+            bound = "does not fit: one frontend's NATS inbound alone is more than a server, and more frontends do not shrink it";
             break;
         }
         frontends = next;
@@ -207,15 +226,24 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     let held = videos.min(a.viewers / f);
 
     // NATS: stored writes on every replica, plus every live message to every frontend
-    // that holds the video, plus presence (each frontend to each frontend, per video).
+    // that holds the video (viewer totals: one per video per region), plus the
+    // frontends' viewer reports to each of the region's publishers (linear in F).
     let live = a.comments_per_sec + batches;
-    let presence_in = f * held * n.presence_per_sec;
-    let fanout_out = (live + presence_in) * f * held / videos;
-    let msgs = a.comments_per_sec * 4.0 + batches * 4.0 + live + presence_in + fanout_out;
+    let totals_in = videos * n.regions * n.viewer_totals_per_sec;
+    let reports_in = f * (REPORT_SHARDS.min(held) * (1.0 + REFRESH_PER_SEC));
+    let reports_out = reports_in * n.publishers_per_region;
+    let fanout_out = (live + totals_in) * f * held / videos;
+    let msgs = a.comments_per_sec * 4.0
+        + batches * 4.0
+        + live
+        + totals_in
+        + fanout_out
+        + reports_in
+        + reports_out;
     let nats_cores = (a.comments_per_sec * c.nats_us_per_comment + batches * c.nats_us_per_batch)
         * n.replicas
         / 1e6
-        + (presence_in + fanout_out) * c.nats_us_per_msg / 1e6;
+        + (totals_in + fanout_out + reports_in + reports_out) * c.nats_us_per_msg / 1e6;
     let nats_by_cpu = servers(nats_cores, cpu);
     let nats = nats_by_cpu.max(n.replicas.ceil() as u64);
 
@@ -228,11 +256,20 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     );
     let partitions = by_writes.max(nats).max(1);
 
-    // Publishers: CPU per comment and per batch; two at least (one may fail).
+    // Publishers: CPU per comment and per batch, and each sums every frontend's viewer
+    // reports (a count per held video per second at most, plus the refresh); two at
+    // least (one may fail).
+    let report_entries = f * held * (1.0 + REFRESH_PER_SEC);
     let pub_cores = (a.comments_per_sec * c.publisher_us_per_comment
         + batches * c.publisher_us_per_batch)
         / 1e6;
-    let publishers = servers(pub_cores, cpu).max(2);
+    let sum_cores = report_entries * c.publisher_us_per_report_entry / 1e6;
+    // The writes spread over the publishers; every one of them sums all reports.
+    let publishers = if sum_cores >= cpu {
+        u64::MAX
+    } else {
+        servers(pub_cores, cpu - sum_cores).max(2)
+    };
 
     let roles = vec![
         Role {
@@ -253,11 +290,11 @@ pub fn plan(a: &CapacityArgs) -> Plan {
             name: "NATS servers",
             count: nats,
             load: format!(
-                "{} msgs/s ({} stored writes/s × {} replicas; {} presence msgs/s in); {:.0} cores",
+                "{} msgs/s ({} stored writes/s × {} replicas; {} viewer reports/s in); {:.0} cores",
                 summary::thousands(msgs),
                 summary::thousands(a.comments_per_sec + batches),
                 n.replicas,
-                summary::thousands(presence_in),
+                summary::thousands(reports_in),
                 nats_cores
             ),
             bound_by: if nats_by_cpu >= nats {
@@ -285,8 +322,13 @@ pub fn plan(a: &CapacityArgs) -> Plan {
         Role {
             name: "publishers",
             count: publishers,
-            load: format!("{pub_cores:.1} cores"),
-            bound_by: if publishers > 2 {
+            load: format!(
+                "{pub_cores:.1} cores of writes; each sums {} viewer counts/s ({sum_cores:.2} cores)",
+                summary::thousands(report_entries)
+            ),
+            bound_by: if publishers == u64::MAX {
+                "does not fit: summing the viewer reports takes a whole publisher"
+            } else if publishers > 2 {
                 "CPU"
             } else {
                 "two for failover"
@@ -295,8 +337,8 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     ];
 
     // Limits more servers do not lift: one video lives in one partition (its comments
-    // and its counter are one stream's), and every frontend receives every message of
-    // every video it holds, presence growing with the number of frontends.
+    // and its counter are one stream's), every frontend receives every message of every
+    // video it holds, and every publisher of a region sums every frontend's reports.
     let hottest = a.comments_per_sec / videos;
     let ceilings = vec![
         Ceiling {
@@ -325,6 +367,23 @@ pub fn plan(a: &CapacityArgs) -> Plan {
                 summary::thousands(c.partition_comments_per_sec)
             ),
             used: hottest / c.partition_comments_per_sec,
+        },
+        Ceiling {
+            what: format!(
+                "one video's likes (one partition): {} counter writes/s of {}",
+                summary::thousands(batches / videos),
+                summary::thousands(c.partition_writes_per_sec)
+            ),
+            used: batches / videos / c.partition_writes_per_sec,
+        },
+        Ceiling {
+            what: format!(
+                "one publisher sums every frontend's viewer reports: {} counts/s × {} µs of {:.1} cores",
+                summary::thousands(report_entries),
+                c.publisher_us_per_report_entry,
+                cpu
+            ),
+            used: sum_cores / cpu,
         },
     ];
     Plan {
@@ -641,9 +700,9 @@ mod tests {
         assert_eq!(count(&p, "partitions"), 5);
         // 2000 × 1 ms = 2 cores → 1 server, but two for failover.
         assert_eq!(count(&p, "publishers"), 2);
-        // Each of 5 frontends holds all 100 videos: 10 + 10 + 5 presence msgs/s each.
+        // Each of 5 frontends holds all 100 videos: 10 + 10 + 1 viewer total a second each.
         assert!(
-            p.roles[0].load.contains("2,500 NATS msgs/s in"),
+            p.roles[0].load.contains("2,100 NATS msgs/s in"),
             "{:?}",
             p.roles[0]
         );
@@ -679,8 +738,8 @@ mod tests {
         let mut busy: Vec<&str> = base.to_vec();
         busy.extend(["--frontend-us-per-nats-msg", "10000"]);
         assert_eq!(count(&plan(&args(&busy)), "frontends"), 1);
-        // 1 s per message: 10 videos × 1 msg/s = 10 cores > 1; 10 frontends would each
-        // still hold all 10 videos and get presence from all 10: worse, so it says so.
+        // 1 s per message: 10 videos × 1 viewer total/s = 10 cores > 1; more frontends
+        // would each still hold all 10 videos: no better, so it says so.
         let mut hopeless: Vec<&str> = base.to_vec();
         hopeless.extend(["--frontend-us-per-nats-msg", "1000000"]);
         let p = plan(&args(&hopeless));
@@ -719,6 +778,35 @@ mod tests {
         let p = plan(&args(&mem));
         assert_eq!(count(&p, "frontends"), 7);
         assert_eq!(p.roles[0].bound_by, "memory");
+    }
+
+    /// The fleet's growth does not reach into a frontend: 4× the viewers (so 4× the
+    /// frontends), the same videos, the same NATS messages into each frontend; the
+    /// cluster's messages grow linearly.
+    #[test]
+    fn a_frontends_inbound_does_not_grow_with_the_fleet() {
+        let at = |viewers: &str| {
+            plan(&args(&[
+                "--viewers",
+                viewers,
+                "--videos",
+                "1000",
+                "--max-viewers-per-frontend",
+                "100000",
+                "--frontend-us-per-delivery",
+                "0",
+                "--frontend-us-per-nats-msg",
+                "0",
+            ]))
+        };
+        let (small, big) = (at("2500000"), at("10000000"));
+        assert_eq!(count(&small, "frontends"), 25);
+        assert_eq!(count(&big, "frontends"), 100);
+        let inbound = |p: &Plan| p.roles[0].load.split("; ").last().unwrap().to_owned();
+        assert_eq!(inbound(&small), inbound(&big));
+        assert_eq!(inbound(&small), "21,000 NATS msgs/s in per frontend");
+        let growth = big.nats_msgs_per_sec / small.nats_msgs_per_sec;
+        assert!(growth > 3.0 && growth < 4.0, "{growth}");
     }
 
     #[test]
