@@ -11,8 +11,8 @@
 //!   subscription, gap detection, likes, viewer counts, heartbeats); its pure parts:
 //!   [`room::sequencer`] (deliver / hold back / read / duplicate, per region),
 //!   [`room::coalesce`] (likes), [`room::viewer_counts`] (the regions' viewer totals).
-//! - [`audience`]: this node's viewer counts, reported to the region's publishers (which
-//!   sum them); [`audience::reports`] decides what goes out.
+//! - [`audience`]: this node's viewer counts and members, reported to the region's
+//!   publishers (which sum them); [`audience::reports`] decides what goes out.
 //! - [`store`]: the [`store::History`] of a video (JetStream, and in memory for tests).
 //! - [`viewer`]: one viewer's stream — snapshot, replay, live, bounded queue, drain,
 //!   expiry; [`viewer::resume`] decides and merges a `Last-Event-ID` replay.
@@ -115,14 +115,31 @@ pub async fn run(
         node::Settings::from(&config),
         resets,
     );
-    // Subscribed before HTTP is served: a connection handed out, or a member online
-    // here, is reachable from the other nodes at once.
-    let probes = presence::subscribe_probes(&node).await;
-    let registry = registry::Registry::new(node.clone(), config.presence_grace, probes);
-    node.tasks.spawn(audience::run(node.clone(), {
-        let registry = registry.clone();
-        move || registry.video_counts()
-    }));
+    let registry = registry::Registry::new(node.clone(), config.presence_grace);
+    // Viewers per video once a second; members sooner, so a watch that opens elsewhere
+    // right after a member's first connection here learns of it from the publishers.
+    node.tasks.spawn(audience::run(
+        node.clone(),
+        live_proto::subjects::Counted::Viewers,
+        std::time::Duration::from_secs(1),
+        config.viewers_ttl,
+        {
+            let registry = registry.clone();
+            move || registry.video_counts()
+        },
+    ));
+    node.tasks.spawn(audience::run(
+        node.clone(),
+        live_proto::subjects::Counted::Members,
+        std::time::Duration::from_millis(200),
+        config.presence_ttl,
+        {
+            let members = registry.members.clone();
+            move || members.counts()
+        },
+    ));
+    // Subscribed before HTTP is served: a connection handed out is reachable from the
+    // other nodes at once.
     let connections = connection::control::Connections::new();
     let control = connections.subscribe(&node).await;
     node.tasks

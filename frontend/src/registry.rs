@@ -132,18 +132,11 @@ impl From<Full> for live_common::ApiError {
 }
 
 impl Registry {
-    /// The tables, and the node's announcer of its members, answering `probes`.
-    pub fn new(
-        node: Arc<Node>,
-        presence_grace: std::time::Duration,
-        probes: async_nats::Subscriber,
-    ) -> Arc<Self> {
+    /// The tables, and the node's announcer of its members.
+    pub fn new(node: Arc<Node>, presence_grace: std::time::Duration) -> Arc<Self> {
         let members = Announcer::new(presence_grace, node.settings.presence_ttl);
-        node.tasks.spawn(presence::run_announcer(
-            members.clone(),
-            node.clone(),
-            probes,
-        ));
+        node.tasks
+            .spawn(presence::run_announcer(members.clone(), node.clone()));
         Arc::new(Registry {
             node,
             videos: Table::new(),
@@ -202,7 +195,7 @@ impl Registry {
             node,
             "frontend_presence_rooms",
             |member| PresenceRoom::new(member, node.settings.viewer_queue),
-            |room, release| presence::run(room, node.clone(), release),
+            |room, release| presence::run(room, node.clone(), self.members.clone(), release),
         )?;
         Ok(Member(room))
     }

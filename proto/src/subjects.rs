@@ -165,35 +165,58 @@ pub fn live_viewers(region: &Region, video: &VideoId) -> String {
     format!("live.v1.{region}.{video}.viewers")
 }
 
-// --- Viewer counts (frontends report, the region's publishers sum) ------------------
+// --- Counts the region's publishers sum (viewers per video, members online) -----------
 
-/// Shards of a region's viewer reports: a video's counts go to shard
-/// `fnv1a_32(id) % VIEWER_SHARDS`, and one publisher of the region publishes the shard's
-/// totals. Fixed, so frontends and publishers of any version agree.
-pub const VIEWER_SHARDS: u32 = 16;
+/// Shards of a region's count reports: an id's counts go to shard
+/// `fnv1a_32(id) % REPORT_SHARDS`, and (viewer counts) one publisher of the region
+/// publishes the shard's totals. Fixed, so frontends and publishers of any version agree.
+pub const REPORT_SHARDS: u32 = 16;
 
-/// The report shard of `video`.
-pub fn viewer_shard(video: &VideoId) -> u32 {
-    crate::partitions::fnv1a_32(video.as_str().as_bytes()) % VIEWER_SHARDS
+/// The report shard of an id (a video's or a member's).
+pub fn report_shard(id: &str) -> u32 {
+    crate::partitions::fnv1a_32(id.as_bytes()) % REPORT_SHARDS
 }
 
-/// A frontend's counts of the videos of one shard (`ViewerReport`):
-/// `viewers.report.v1.{region}.{shard}`.
-pub fn viewer_report(region: &Region, shard: u32) -> String {
-    format!("viewers.report.v1.{region}.{shard}")
+/// What a count report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Viewers per video: `viewers.report.v1.{region}.{shard}`.
+    Viewers,
+    /// Connections per member: `presence.report.v1.{region}.{shard}`.
+    Members,
+}
+
+impl Counted {
+    fn root(self) -> &'static str {
+        match self {
+            Counted::Viewers => "viewers.report.v1.",
+            Counted::Members => "presence.report.v1.",
+        }
+    }
+}
+
+/// A frontend's counts of the ids of one shard (`CountReport`).
+pub fn count_report(counted: Counted, region: &Region, shard: u32) -> String {
+    format!("{}{region}.{shard}", counted.root())
 }
 
 /// Every shard's reports of a region: what each of its publishers subscribes to.
-pub fn viewer_reports_all(region: &Region) -> String {
-    format!("viewers.report.v1.{region}.*")
+pub fn count_reports_all(counted: Counted, region: &Region) -> String {
+    format!("{}{region}.*", counted.root())
 }
 
-/// Splits `viewers.report.v1.{region}.{shard}` into `(region, shard)`.
-pub fn parse_viewer_report(subject: &str) -> Option<(&str, u32)> {
-    let rest = subject.strip_prefix("viewers.report.v1.")?;
+/// Splits `{root}{region}.{shard}` into `(region, shard)`.
+pub fn parse_count_report(counted: Counted, subject: &str) -> Option<(&str, u32)> {
+    let rest = subject.strip_prefix(counted.root())?;
     let (region, shard) = rest.split_once('.')?;
     let shard: u32 = shard.parse().ok()?;
-    (shard < VIEWER_SHARDS).then_some((region, shard))
+    (shard < REPORT_SHARDS).then_some((region, shard))
+}
+
+/// Asks the region's publishers which frontends hold members online (`MemberQuery`,
+/// request-reply, queue group [`INGEST_QUEUE`]): `presence.query.v1.{region}`.
+pub fn presence_query(region: &Region) -> String {
+    format!("presence.query.v1.{region}")
 }
 
 /// The region's publishers taking part in summing viewer counts (`Aggregator`).
@@ -414,10 +437,10 @@ pub fn parse_receipt(subject: &str) -> Option<(&str, ConversationId, UserId)> {
     ))
 }
 
-// --- Members' presence and stream connections (frontends only) ----------------------
+// --- Members' presence and stream connections ---------------------------------------
 //
-// Their own roots, `presence.v1.`, `presence.probe.v1.` and `stream.v1.`, so that no
-// video or conversation wildcard matches them.
+// Their own roots, `presence.v1.`, `presence.report.v1.`, `presence.query.v1.` and
+// `stream.v1.`, so that no video or conversation wildcard matches them.
 
 /// A frontend's state of `member` (`MemberPresence`): `presence.v1.{region}.{member}`.
 pub fn member_presence(region: &Region, member: &MemberId) -> String {
@@ -435,20 +458,6 @@ pub fn parse_member_presence(subject: &str) -> Option<(&str, MemberId)> {
     let rest = subject.strip_prefix("presence.v1.")?;
     let (region, member) = rest.split_once('.')?;
     Some((region, MemberId::parse(member).ok()?))
-}
-
-/// Asks every frontend holding `member` to publish its state now (a frontend that
-/// starts watching the member; empty payload): `presence.probe.v1.{member}`.
-pub fn presence_probe(member: &MemberId) -> String {
-    format!("presence.probe.v1.{member}")
-}
-
-/// Every probe: each frontend's one subscription.
-pub const PRESENCE_PROBE_ALL: &str = "presence.probe.v1.*";
-
-/// Splits `presence.probe.v1.{member}`.
-pub fn parse_presence_probe(subject: &str) -> Option<MemberId> {
-    MemberId::parse(subject.strip_prefix("presence.probe.v1.")?).ok()
 }
 
 /// Changes of connection `connection` held by the frontend whose key is `node`
@@ -516,24 +525,45 @@ mod tests {
     }
 
     #[test]
-    fn viewer_report_subjects() {
+    fn count_report_subjects() {
         let east = Region::parse("east").unwrap();
-        for shard in 0..VIEWER_SHARDS {
-            assert_eq!(
-                parse_viewer_report(&viewer_report(&east, shard)),
-                Some(("east", shard))
-            );
+        for counted in [Counted::Viewers, Counted::Members] {
+            for shard in 0..REPORT_SHARDS {
+                assert_eq!(
+                    parse_count_report(counted, &count_report(counted, &east, shard)),
+                    Some(("east", shard))
+                );
+            }
         }
-        assert_eq!(parse_viewer_report("viewers.report.v1.east.16"), None);
-        assert_eq!(parse_viewer_report("viewers.report.v1.east.x"), None);
-        assert_eq!(parse_viewer_report("viewers.report.v1.east.1.2"), None);
-        assert_eq!(viewer_reports_all(&east), "viewers.report.v1.east.*");
+        assert_eq!(
+            count_report(Counted::Members, &east, 3),
+            "presence.report.v1.east.3"
+        );
+        assert_eq!(
+            parse_count_report(Counted::Viewers, "presence.report.v1.east.3"),
+            None
+        );
+        assert_eq!(
+            parse_count_report(Counted::Viewers, "viewers.report.v1.east.16"),
+            None
+        );
+        assert_eq!(
+            parse_count_report(Counted::Viewers, "viewers.report.v1.east.x"),
+            None
+        );
+        assert_eq!(
+            parse_count_report(Counted::Viewers, "viewers.report.v1.east.1.2"),
+            None
+        );
+        assert_eq!(
+            count_reports_all(Counted::Viewers, &east),
+            "viewers.report.v1.east.*"
+        );
         // Stable: the shard is part of the wire protocol between frontends and publishers.
-        assert_eq!(viewer_shard(&VideoId::parse("a").unwrap()), 0xe40c292c % 16);
-        let spread: std::collections::HashSet<u32> = (0..200)
-            .map(|i| viewer_shard(&VideoId::parse(&format!("v{i}")).unwrap()))
-            .collect();
-        assert_eq!(spread.len(), VIEWER_SHARDS as usize);
+        assert_eq!(report_shard("a"), 0xe40c292c % 16);
+        let spread: std::collections::HashSet<u32> =
+            (0..200).map(|i| report_shard(&format!("v{i}"))).collect();
+        assert_eq!(spread.len(), REPORT_SHARDS as usize);
     }
 
     #[test]
@@ -674,7 +704,8 @@ mod tests {
             live_all(&v),
             "live.v1.>".into(),
             "live.v1.*.*.viewers".into(),
-            viewer_reports_all(&east),
+            count_reports_all(Counted::Viewers, &east),
+            count_reports_all(Counted::Members, &east),
             "live.v1.*.*.likes".into(),
             INGEST_ALL.into(),
             "ingest.v1.>".into(),
@@ -718,8 +749,9 @@ mod tests {
             Some(("east", m.clone()))
         );
         assert_eq!(parse_member_presence("presence.v1.east.m.1"), None);
-        assert_eq!(parse_presence_probe(&presence_probe(&m)), Some(m));
-        assert_eq!(parse_presence_probe("presence.probe.v1.>"), None);
+        assert_eq!(presence_query(&east), "presence.query.v1.east");
+        // A watcher's wildcard never matches the reports or queries of the publishers.
+        assert!(!member_presence_all(&m).contains("report") && m.as_str() != "report");
         assert_eq!(stream_control("0a1b2c3d", "x"), "stream.v1.0a1b2c3d.x");
     }
 }

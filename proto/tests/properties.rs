@@ -58,7 +58,9 @@ proptest! {
         let _ = v1::IngestReply::decode(bytes.as_slice());
         let _ = v1::Comment::decode(bytes.as_slice());
         let _ = v1::Likes::decode(bytes.as_slice());
-        let _ = v1::ViewerReport::decode(bytes.as_slice());
+        let _ = v1::CountReport::decode(bytes.as_slice());
+        let _ = v1::MemberQuery::decode(bytes.as_slice());
+        let _ = v1::MemberHolders::decode(bytes.as_slice());
         let _ = v1::ViewerTotal::decode(bytes.as_slice());
         let _ = v1::Aggregator::decode(bytes.as_slice());
         let _ = v1::TypingRequest::decode(bytes.as_slice());
@@ -98,8 +100,8 @@ proptest! {
         prop_assert_eq!(v1::Comment::decode(comment.encode_to_vec().as_slice()).unwrap(), comment);
         let likes = v1::Likes { video: video.clone(), count, total: count, accepted_at_ms: ts, region: String::new() };
         prop_assert_eq!(v1::Likes::decode(likes.encode_to_vec().as_slice()).unwrap(), likes);
-        let report = v1::ViewerReport { node: user.clone(), ttl_ms: viewers, videos: vec![v1::VideoViewers { video: video.clone(), viewers }], at_ms: ts };
-        prop_assert_eq!(v1::ViewerReport::decode(report.encode_to_vec().as_slice()).unwrap(), report);
+        let report = v1::CountReport { node: user.clone(), ttl_ms: viewers, counts: vec![v1::Count { id: video.clone(), n: viewers }], at_ms: ts };
+        prop_assert_eq!(v1::CountReport::decode(report.encode_to_vec().as_slice()).unwrap(), report);
         let total = v1::ViewerTotal { video, region: user.clone(), viewers: count, at_ms: ts, ttl_ms: viewers, node: user };
         prop_assert_eq!(v1::ViewerTotal::decode(total.encode_to_vec().as_slice()).unwrap(), total);
     }

@@ -17,8 +17,9 @@
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`,
 //!   `POST /v1/conversations/{id}/typing|read`).
-//! - [`viewers`]: the region's viewer counts, summed from the frontends' reports, and
-//!   each video's total published by the publisher owning its shard.
+//! - [`counts`]: what the region's publishers sum from the frontends' reports — viewer
+//!   counts (each video's total published by the publisher owning its shard) and
+//!   members online (asked when a frontend starts watching a member).
 //! - [`ingest`]: the NATS edge (`ingest.v1.{video}.like|comment`,
 //!   `ingest.conv.v1.{id}.typing|read`, request-reply).
 
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod conversations;
+pub mod counts;
 pub mod http;
 pub mod ingest;
 pub mod likes;
@@ -35,7 +37,6 @@ pub mod ratelimit;
 pub mod retry;
 pub mod service;
 pub mod streams;
-pub mod viewers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -165,13 +166,20 @@ pub async fn run(
         ),
     });
 
-    let audience = viewers::subscribe(&client, regions.own()).await?;
-    tasks.spawn(viewers::run(
+    let audience = counts::viewers::subscribe(&client, regions.own()).await?;
+    tasks.spawn(counts::viewers::run(
         client.clone(),
         regions.own().clone(),
         // Unique per instance: tests run several publishers in one process.
         format!("{name}-{:06x}", rand::random_range(0..0xff_ffffu32)),
         audience,
+        stop.clone(),
+    ));
+    let members = counts::members::subscribe(&client, regions.own()).await?;
+    tasks.spawn(counts::members::run(
+        client.clone(),
+        regions.own().clone(),
+        members,
         stop.clone(),
     ));
     let subscriptions = ingest::subscribe(&client).await?;

@@ -392,6 +392,42 @@ async fn presence_waits_out_the_grace_period_and_a_killed_frontend_its_ttl() {
     );
 }
 
+/// A `presence:{member}` room that opens learns who is online from the region's
+/// publishers (which sum the frontends' member reports), not from a probe sent to every
+/// frontend: ann has been online on frontend A for seconds (her announcement is long
+/// past and A's next refresh is seconds away), and a watcher opening on B is told at
+/// once.
+#[tokio::test]
+async fn a_watch_that_opens_is_told_who_is_online_by_the_publishers() {
+    let nats = NatsServer::start();
+    let started = Instant::now();
+    let _publisher = publisher(&nats, |_| {}).await;
+    let a = frontend(&nats, |_| {}).await;
+    let b = frontend(&nats, |_| {}).await;
+    let (_ann, _) = open(&a, "topics=video:x&member=ann", None).await;
+    // A publisher answers once it has heard a whole refresh round (6 s).
+    tokio::time::sleep_until((started + Duration::from_millis(6_500)).into()).await;
+
+    let t0 = Instant::now();
+    let (mut watcher, _) = open(&b, "topics=presence:ann,presence:zed", None).await;
+    let mut first = std::collections::HashMap::new();
+    while first.len() < 2 {
+        let e = watcher.expect(Duration::from_secs(5)).await;
+        if e.event == "presence" {
+            let d = e.json();
+            first
+                .entry(d["member"].as_str().unwrap().to_owned())
+                .or_insert(d["online"].clone());
+        }
+    }
+    println!(
+        "presence from the publishers: first state of 2 members after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(first["ann"], json!(true), "ann is online on A");
+    assert_eq!(first["zed"], json!(false));
+}
+
 /// Typing and receipts, from the publisher's POST to the event on a `/v1/stream`:
 /// printed, not asserted (the target is p99 ≤ 50 ms on this machine).
 #[tokio::test]

@@ -1,35 +1,36 @@
-//! What this node tells the region's publishers about its viewers (pure, the clock
-//! passed in): once a second the counts that changed since the last report (0 for a
-//! video it no longer holds), and every `refresh` all of its counts, so that the
-//! publishers' copies never run out while this node lives. Grouped by the video's
-//! shard and cut into messages of at most [`MAX_PER_MESSAGE`] videos.
+//! What this node tells the region's publishers about its viewers per video or its
+//! connections per member (pure, the clock passed in): at each tick the counts that
+//! changed since the last report (0 for an id it no longer holds), and every `refresh`
+//! all of its counts, so that the publishers' copies never run out while this node
+//! lives. Grouped by the id's shard and cut into messages of at most
+//! [`MAX_PER_MESSAGE`] ids.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Duration;
 
-use live_proto::VideoId;
-use live_proto::subjects::viewer_shard;
+use live_proto::subjects::report_shard;
 use tokio::time::Instant;
 
-/// Videos per report message at most (~70 bytes each: well under NATS's 1 MB payload).
+/// Ids per report message at most (~70 bytes each: well under NATS's 1 MB payload).
 pub const MAX_PER_MESSAGE: usize = 2_000;
 
-/// One report message: a shard and its videos' counts.
+/// One report message: a shard and its ids' counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub struct Batch<K> {
     pub shard: u32,
-    pub videos: Vec<(VideoId, u32)>,
+    pub counts: Vec<(K, u32)>,
 }
 
 #[derive(Debug)]
-pub struct Reports {
-    /// What the publishers were last told, per video (non-zero only).
-    reported: HashMap<VideoId, u32>,
+pub struct Reports<K> {
+    /// What the publishers were last told, per id (non-zero only).
+    reported: HashMap<K, u32>,
     last_full: Option<Instant>,
     refresh: Duration,
 }
 
-impl Reports {
+impl<K: Hash + Eq + Clone + AsRef<str>> Reports<K> {
     pub fn new(refresh: Duration) -> Self {
         Reports {
             reported: HashMap::new(),
@@ -41,16 +42,16 @@ impl Reports {
     /// The messages to send now, given this node's current counts.
     pub fn tick(
         &mut self,
-        current: impl IntoIterator<Item = (VideoId, u64)>,
+        current: impl IntoIterator<Item = (K, u64)>,
         now: Instant,
-    ) -> Vec<Batch> {
+    ) -> Vec<Batch<K>> {
         let full = self
             .last_full
             .is_none_or(|at| now.saturating_duration_since(at) >= self.refresh);
         if full {
             self.last_full = Some(now);
         }
-        let mut out: Vec<(VideoId, u32)> = Vec::new();
+        let mut out: Vec<(K, u32)> = Vec::new();
         let mut next = HashMap::with_capacity(self.reported.len());
         for (video, n) in current {
             let n = n.min(u64::from(u32::MAX)) as u32;
@@ -69,28 +70,27 @@ impl Reports {
         batches(out)
     }
 
-    /// Every video reported as gone: what a stopping node sends last.
-    pub fn goodbye(&mut self) -> Vec<Batch> {
+    /// Every id reported as gone: what a stopping node sends last.
+    pub fn goodbye(&mut self) -> Vec<Batch<K>> {
         batches(self.reported.drain().map(|(video, _)| (video, 0)).collect())
     }
 }
 
-fn batches(entries: Vec<(VideoId, u32)>) -> Vec<Batch> {
-    let mut by_shard: HashMap<u32, Vec<(VideoId, u32)>> = HashMap::new();
-    for (video, n) in entries {
+fn batches<K: Clone + AsRef<str>>(entries: Vec<(K, u32)>) -> Vec<Batch<K>> {
+    let mut by_shard: HashMap<u32, Vec<(K, u32)>> = HashMap::new();
+    for (id, n) in entries {
         by_shard
-            .entry(viewer_shard(&video))
+            .entry(report_shard(id.as_ref()))
             .or_default()
-            .push((video, n));
+            .push((id, n));
     }
-    let mut out: Vec<Batch> = by_shard
+    let mut out: Vec<Batch<K>> = by_shard
         .into_iter()
-        .flat_map(|(shard, videos)| {
-            videos
-                .chunks(MAX_PER_MESSAGE)
+        .flat_map(|(shard, ids)| {
+            ids.chunks(MAX_PER_MESSAGE)
                 .map(|chunk| Batch {
                     shard,
-                    videos: chunk.to_vec(),
+                    counts: chunk.to_vec(),
                 })
                 .collect::<Vec<_>>()
         })
@@ -102,6 +102,7 @@ fn batches(entries: Vec<(VideoId, u32)>) -> Vec<Batch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use live_proto::VideoId;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -109,8 +110,8 @@ mod tests {
         VideoId::parse(id).unwrap()
     }
 
-    fn entries(batches: &[Batch]) -> Vec<(VideoId, u32)> {
-        let mut all: Vec<_> = batches.iter().flat_map(|b| b.videos.clone()).collect();
+    fn entries(batches: &[Batch<VideoId>]) -> Vec<(VideoId, u32)> {
+        let mut all: Vec<_> = batches.iter().flat_map(|b| b.counts.clone()).collect();
         all.sort();
         all
     }
@@ -139,11 +140,11 @@ mod tests {
         let mut r = Reports::new(3 * S);
         let n = 3 * MAX_PER_MESSAGE;
         let batches = r.tick((0..n).map(|i| (v(&format!("v{i}")), 1)), t0);
-        assert!(batches.iter().all(|b| b.videos.len() <= MAX_PER_MESSAGE));
+        assert!(batches.iter().all(|b| b.counts.len() <= MAX_PER_MESSAGE));
         assert!(batches.iter().all(|b| {
-            b.videos
+            b.counts
                 .iter()
-                .all(|(video, _)| viewer_shard(video) == b.shard)
+                .all(|(video, _)| report_shard(video.as_str()) == b.shard)
         }));
         assert_eq!(entries(&batches).len(), n);
         // 16 shards of ~375 videos: one message each.

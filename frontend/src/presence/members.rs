@@ -69,6 +69,14 @@ impl Members {
         self.members.contains_key(member)
     }
 
+    /// Every member online here with its connections (1 within the grace period).
+    pub fn counts(&self) -> Vec<(MemberId, u64)> {
+        self.members
+            .iter()
+            .map(|(m, e)| (m.clone(), u64::from(e.connections.max(1))))
+            .collect()
+    }
+
     /// Members online here.
     pub fn len(&self) -> usize {
         self.members.len()

@@ -1,13 +1,15 @@
-//! Members' presence, counted without a central server, the way viewer counts are: each
-//! frontend says which members it has connections of ([`Announcer`], deciding with the
-//! pure [`members::Members`]), and a frontend watching a member (a `presence:{member}`
-//! topic, a [`PresenceRoom`]) follows every frontend's say with the pure
-//! [`watch::Watch`].
+//! Members' presence: each frontend says which members it has connections of
+//! ([`Announcer`], deciding with the pure [`members::Members`]) on
+//! `presence.v1.{region}.{member}`, which reaches only the frontends watching the member
+//! (a `presence:{member}` topic, a [`PresenceRoom`], following every frontend's say with
+//! the pure [`watch::Watch`]).
 //!
-//! A room that opens asks the frontends holding the member to speak up at once (a probe
-//! on `presence.probe.v1.{member}`), so it knows the state within [`PROBE_WAIT`] instead
-//! of a refresh period. Cost: per online member one message per TTL/3 per frontend
-//! holding it, plus one message per change; a probe per room opened.
+//! A room that opens asks the region's publishers who holds the member (one request per
+//! region on `presence.query.v1.{region}`, answered from the frontends' member reports,
+//! see [`crate::audience`]), so it knows the state within [`QUERY_WAIT`] instead of a
+//! refresh period. Cost: per online member one message per TTL/3 per frontend holding
+//! it, to its watchers; one message per change, to its watchers; one request per region
+//! per room opened — none of it grows with the number of frontends.
 
 pub mod members;
 pub mod watch;
@@ -28,8 +30,8 @@ use crate::sse::{self, Frame, Kind};
 use members::{Announce, Members};
 use watch::Watch;
 
-/// How long a room that opens waits for the frontends' answers to its probe.
-pub const PROBE_WAIT: Duration = Duration::from_millis(300);
+/// How long a room that opens waits for the publishers' answers to its query.
+pub const QUERY_WAIT: Duration = Duration::from_millis(500);
 
 /// One watched member on this node.
 pub struct PresenceRoom {
@@ -90,25 +92,27 @@ impl PresenceRoom {
     }
 }
 
-/// The room's task: subscribes to every frontend's state of the member, probes, and
-/// follows it until the room is idle past its grace period (and `release` agrees) or
-/// the node stops.
-pub async fn run<F>(room: Arc<PresenceRoom>, node: Arc<Node>, release: F)
+/// The room's task: subscribes to every frontend's state of the member, asks the
+/// publishers who holds it (and this node's `own` members), and follows it until the
+/// room is idle past its grace period (and `release` agrees) or the node stops.
+pub async fn run<F>(room: Arc<PresenceRoom>, node: Arc<Node>, own: Arc<Announcer>, release: F)
 where
     F: Fn(&Arc<PresenceRoom>) -> bool + Send + 'static,
 {
     let mut sub = node
         .subscribe(subjects::member_presence_all(&room.member))
         .await;
-    if let Err(e) = node
-        .client
-        .publish(subjects::presence_probe(&room.member), bytes::Bytes::new())
-        .await
-    {
-        tracing::debug!(error = %e, "presence probe not sent");
+    // Subscribed first: a change after the answers were made arrives on `sub`, and is
+    // applied after them.
+    let now = Instant::now();
+    if own.members().is_online(&room.member) {
+        room.apply(|w| w.observe(&node.id, true, node.settings.presence_ttl, now));
     }
-    let ready_at = Instant::now() + PROBE_WAIT;
-    let mut ready = false;
+    for holder in holders(&node, &room.member).await {
+        let ttl = Duration::from_millis(holder.ttl_ms.min(300_000).into());
+        room.apply(|w| w.observe(&holder.node, true, ttl, now));
+    }
+    room.hub.set_ready();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let vacated = room.hub.occupancy.vacated(node.settings.room_grace);
     tokio::pin!(vacated);
@@ -118,10 +122,6 @@ where
                 Some(msg) => room.on_message(msg),
                 None => break,
             },
-            _ = tokio::time::sleep_until(ready_at), if !ready => {
-                ready = true;
-                room.hub.set_ready();
-            }
             _ = tick.tick() => room.apply(|w| w.expire(Instant::now())),
             _ = &mut vacated => {
                 if release(&room) {
@@ -134,6 +134,48 @@ where
         }
     }
     let _ = sub.unsubscribe().await;
+}
+
+/// Every region's frontends holding `member` online, as the regions' publishers know
+/// them: one request per region, all at once, each bounded by [`QUERY_WAIT`]. A region
+/// that does not answer (no publisher ready) adds nothing: its holders' next refresh
+/// will.
+async fn holders(node: &Node, member: &MemberId) -> Vec<v1::MemberHolder> {
+    let query: bytes::Bytes = v1::MemberQuery {
+        members: vec![member.to_string()],
+    }
+    .encode_to_vec()
+    .into();
+    let asks = node.regions.all().iter().map(|region| {
+        let request = node
+            .client
+            .request(subjects::presence_query(region), query.clone());
+        async move {
+            match tokio::time::timeout(QUERY_WAIT, request).await {
+                Ok(Ok(reply)) => match v1::MemberHolders::decode(reply.payload) {
+                    Ok(answer) => answer.holders,
+                    Err(_) => {
+                        undecodable();
+                        Vec::new()
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::debug!(%region, error = %e, "presence query unanswered");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::debug!(%region, "presence query timed out");
+                    Vec::new()
+                }
+            }
+        }
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|h| h.member == member.as_str())
+        .collect()
 }
 
 /// This node's members: connections count them in and out; [`run_announcer`] says so.
@@ -161,6 +203,12 @@ impl Announcer {
         }
     }
 
+    /// Each member this node counts online, with its connections (1 within the grace
+    /// period): what it reports to the region's publishers.
+    pub fn counts(&self) -> Vec<(MemberId, u64)> {
+        self.members().counts()
+    }
+
     /// A connection of `member` closed (called from a drop: never awaits).
     pub fn disconnect(&self, member: &MemberId) {
         self.members().disconnect(member, Instant::now());
@@ -168,35 +216,16 @@ impl Announcer {
     }
 }
 
-/// Subscribes to the probes of every member (before the node serves HTTP, so a watcher
-/// elsewhere hears of a member as soon as its first connection opens here).
-pub async fn subscribe_probes(node: &Node) -> async_nats::Subscriber {
-    node.subscribe(subjects::PRESENCE_PROBE_ALL.to_owned())
-        .await
-}
-
-/// Publishes what [`Members`] decides, and answers probes for members it has. Ends when
-/// the node stops, without saying offline: a stopping node's members reconnect
-/// elsewhere, and those that do not drop out after the TTL.
-pub async fn run_announcer(
-    announcer: Arc<Announcer>,
-    node: Arc<Node>,
-    mut probes: async_nats::Subscriber,
-) {
+/// Publishes what [`Members`] decides. Ends when the node stops, without saying
+/// offline: a stopping node's members reconnect elsewhere, and those that do not drop
+/// out after the TTL.
+pub async fn run_announcer(announcer: Arc<Announcer>, node: Arc<Node>) {
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
         let next = announcer.members().next_due();
         tokio::select! {
             _ = announcer.wake.notified() => {}
             _ = tokio::time::sleep_until(next.unwrap_or(far)), if next.is_some() => {}
-            probe = probes.next() => {
-                let Some(probe) = probe else { break };
-                if let Some(member) = subjects::parse_presence_probe(&probe.subject)
-                    && announcer.members().is_online(&member)
-                {
-                    publish(&node, &member, true).await;
-                }
-            }
             _ = node.stopped.cancelled() => break,
         }
         let due = announcer.members().due(Instant::now());

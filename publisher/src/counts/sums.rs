@@ -1,16 +1,17 @@
-//! A region's viewer counts summed per video (pure, the clock passed in): every
-//! frontend's latest count of each video, kept until it is refreshed, replaced or its
-//! TTL runs out (a frontend killed with -9 stops refreshing and drops out), and the
-//! decision which totals to publish — at most once per [`MIN_INTERVAL`] per video, when
-//! the total changed, when the video has not been published for [`REFRESH`], or when
-//! this publisher has just taken its shard over.
+//! A region's counts summed per id (pure, the clock passed in) — viewers per video, and
+//! connections per member: every frontend's latest count of each id, kept until it is
+//! refreshed, replaced or its TTL runs out (a frontend killed with -9 stops refreshing
+//! and drops out); which frontends hold an id, for how long yet; and the decision which
+//! totals to publish — at most once per [`MIN_INTERVAL`] per id, when the total
+//! changed, when the id has not been published for [`REFRESH`], or when this publisher
+//! has just taken its shard over.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use live_proto::VideoId;
-use live_proto::subjects::viewer_shard;
+use std::hash::Hash;
+
 use tokio::time::Instant;
 
 /// A video's total goes out at most this often.
@@ -23,9 +24,9 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 /// out of the sum.
 pub const TOTAL_TTL: Duration = Duration::from_secs(15);
 
-/// One video's counts by frontend.
+/// One id's counts by frontend.
 #[derive(Debug, Default)]
-struct Video {
+struct Entry {
     /// Frontend → (its count, when it expires).
     nodes: HashMap<Arc<str>, (u32, Instant)>,
     total: u64,
@@ -34,19 +35,28 @@ struct Video {
     published: Option<(u64, Instant)>,
 }
 
-/// Every video's counts in the region.
-#[derive(Debug, Default)]
-pub struct Sums {
-    videos: HashMap<VideoId, Video>,
-    /// Frontend ids, interned: a frontend reports many videos.
+/// Every id's counts in the region.
+#[derive(Debug)]
+pub struct Sums<K> {
+    ids: HashMap<K, Entry>,
+    /// Frontend ids, interned: a frontend reports many ids.
     names: HashMap<String, Arc<str>>,
 }
 
-impl Sums {
-    /// Frontend `node` has `viewers` of `video`, valid until `expires` (0: none left).
-    pub fn report(&mut self, node: &str, video: VideoId, viewers: u32, expires: Instant) {
+impl<K> Default for Sums<K> {
+    fn default() -> Self {
+        Sums {
+            ids: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Sums<K> {
+    /// Frontend `node` counts `viewers` of `video`, valid until `expires` (0: none left).
+    pub fn report(&mut self, node: &str, video: K, viewers: u32, expires: Instant) {
         if viewers == 0 {
-            if let Some(v) = self.videos.get_mut(&video)
+            if let Some(v) = self.ids.get_mut(&video)
                 && let Some((n, _)) = v.nodes.remove(node)
             {
                 v.total -= u64::from(n);
@@ -61,7 +71,7 @@ impl Sums {
                 name
             }
         };
-        let v = self.videos.entry(video).or_default();
+        let v = self.ids.entry(video).or_default();
         let old = v
             .nodes
             .insert(name, (viewers, expires))
@@ -71,7 +81,7 @@ impl Sums {
 
     /// Drops the counts whose TTL ran out, and frontends no video names any more.
     pub fn expire(&mut self, now: Instant) {
-        for v in self.videos.values_mut() {
+        for v in self.ids.values_mut() {
             let before = v.nodes.len();
             v.nodes.retain(|_, (_, expires)| *expires > now);
             if v.nodes.len() != before {
@@ -81,13 +91,13 @@ impl Sums {
         self.names.retain(|_, name| Arc::strong_count(name) > 1);
     }
 
-    /// The totals to publish now for the videos whose shard `owns` says is ours; forgets
-    /// what was published of the others (so taking a shard over publishes all of it) and
-    /// videos nobody watches any more (after publishing their 0 if they are ours).
-    pub fn due(&mut self, now: Instant, owns: impl Fn(u32) -> bool) -> Vec<(VideoId, u64)> {
+    /// The totals to publish now for the ids `owns` says are ours (their shard's);
+    /// forgets what was published of the others (so taking a shard over publishes all
+    /// of it) and ids nobody counts any more (after publishing their 0 if they are ours).
+    pub fn due(&mut self, now: Instant, owns: impl Fn(&K) -> bool) -> Vec<(K, u64)> {
         let mut out = Vec::new();
-        self.videos.retain(|video, v| {
-            if !owns(viewer_shard(video)) {
+        self.ids.retain(|video, v| {
+            if !owns(video) {
                 v.published = None;
                 return v.total > 0;
             }
@@ -109,23 +119,36 @@ impl Sums {
     }
 
     /// The region's total of `video` as summed here.
-    pub fn total(&self, video: &VideoId) -> u64 {
-        self.videos.get(video).map_or(0, |v| v.total)
+    pub fn total(&self, video: &K) -> u64 {
+        self.ids.get(video).map_or(0, |v| v.total)
+    }
+
+    /// The frontends counting `id` now, and how long each one's count still holds.
+    pub fn holders(&self, id: &K, now: Instant) -> Vec<(&str, Duration)> {
+        self.ids.get(id).map_or_else(Vec::new, |v| {
+            v.nodes
+                .iter()
+                .filter(|(_, (_, until))| *until > now)
+                .map(|(node, (_, until))| (&**node, until.duration_since(now)))
+                .collect()
+        })
     }
 
     /// Videos with counts.
     pub fn len(&self) -> usize {
-        self.videos.len()
+        self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.videos.is_empty()
+        self.ids.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use live_proto::VideoId;
+    use live_proto::subjects::report_shard;
 
     fn v(id: &str) -> VideoId {
         VideoId::parse(id).unwrap()
@@ -138,6 +161,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Sums::default();
         s.report("a", v("x"), 10, t0 + 10 * S);
+        s.report("c", v("x"), 1, t0);
+        assert_eq!(s.holders(&v("x"), t0), [("a", 10 * S)], "c's ran out");
+        s.report("c", v("x"), 0, t0);
         s.report("b", v("x"), 5, t0 + 2 * S);
         s.report("c", v("y"), 1, t0 + 10 * S);
         assert_eq!(s.total(&v("x")), 15);
@@ -160,7 +186,7 @@ mod tests {
     fn publishes_on_change_at_most_once_a_second_and_refreshes() {
         let t0 = Instant::now();
         let mut s = Sums::default();
-        let all = |_| true;
+        let all = |_: &VideoId| true;
         s.report("a", v("x"), 3, t0 + 60 * S);
         assert_eq!(s.due(t0, all), [(v("x"), 3)], "new");
         assert_eq!(s.due(t0 + S / 2, all), []);
@@ -187,20 +213,20 @@ mod tests {
         for (i, video) in videos.iter().enumerate() {
             s.report("a", video.clone(), i as u32 + 1, t0 + 60 * S);
         }
-        let even = |shard: u32| shard.is_multiple_of(2);
+        let even = |video: &VideoId| report_shard(video.as_str()).is_multiple_of(2);
         let out = s.due(t0, even);
         assert!(!out.is_empty() && out.len() < videos.len());
-        assert!(out.iter().all(|(video, _)| even(viewer_shard(video))));
+        assert!(out.iter().all(|(video, _)| even(video)));
         // Nothing changed: nothing more within the refresh, though we now own them all.
-        let taken_over = s.due(t0 + S, |_| true);
+        let taken_over = s.due(t0 + S, |_: &VideoId| true);
         assert_eq!(
             taken_over.len(),
             videos.len() - out.len(),
             "a takeover publishes what this publisher had not"
         );
         // Lose every shard, then get them back: everything goes out again.
-        assert_eq!(s.due(t0 + 2 * S, |_| false), []);
-        assert_eq!(s.due(t0 + 3 * S, |_| true).len(), videos.len());
+        assert_eq!(s.due(t0 + 2 * S, |_: &VideoId| false), []);
+        assert_eq!(s.due(t0 + 3 * S, |_: &VideoId| true).len(), videos.len());
     }
 
     #[test]
@@ -209,7 +235,7 @@ mod tests {
         let mut s = Sums::default();
         s.report("a", v("x"), 1, t0 + S);
         s.expire(t0 + 2 * S);
-        assert_eq!(s.due(t0 + 2 * S, |_| false), []);
+        assert_eq!(s.due(t0 + 2 * S, |_: &VideoId| false), []);
         assert!(s.is_empty());
         assert!(s.names.is_empty(), "frontend names are let go too");
     }

@@ -4,8 +4,8 @@
 //! of (publisher, shard). When a publisher dies its heartbeat stops and, within
 //! [`PEER_TTL`], the others each compute the same new owner for its shards, which
 //! already has the sums: no hand-over, no election. A publisher is ready once it has
-//! been listening for one refresh period of the frontends' reports, so it owns a shard
-//! only when its sums are whole. Two owners for a moment (while heartbeats disagree)
+//! been listening for one refresh period of the frontends' reports ([`Warmup`]), so it
+//! owns a shard only when its sums are whole. Two owners for a moment (while heartbeats disagree)
 //! publish the same totals: harmless.
 
 use std::collections::HashMap;
@@ -13,21 +13,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::warmup::Warmup;
+
 /// How often a publisher says it takes part.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How long a publisher counts as taking part without a heartbeat: four of them, so a
 /// late one changes nothing and a dead one hands its shards over within ~2 s.
 pub const PEER_TTL: Duration = Duration::from_secs(2);
-/// The least time a publisher listens before it owns a shard: longer than the frontends'
-/// default refresh (a third of `--viewers-ttl`, 10 s).
-pub const MIN_WARMUP: Duration = Duration::from_millis(4_500);
 
 #[derive(Debug)]
 pub struct Owners {
     me: String,
-    /// Ready from this instant.
-    ready_at: Instant,
-    started: Instant,
+    warmup: Warmup,
     /// Other publishers: whether ready, and until when they count.
     peers: HashMap<String, (bool, Instant)>,
 }
@@ -36,22 +33,19 @@ impl Owners {
     pub fn new(me: String, now: Instant) -> Self {
         Owners {
             me,
-            ready_at: now + MIN_WARMUP,
-            started: now,
+            warmup: Warmup::new(now),
             peers: HashMap::new(),
         }
     }
 
-    /// A frontend refreshes its counts every `refresh`: be ready only after hearing one
-    /// whole round (plus a second for the one in flight).
+    /// A frontend refreshes its counts every `refresh` (see [`Warmup::saw_refresh`]).
     pub fn saw_refresh(&mut self, refresh: Duration) {
-        self.ready_at = self
-            .ready_at
-            .max(self.started + refresh + Duration::from_secs(1));
+        self.warmup.saw_refresh(refresh);
     }
 
+    /// Whether this publisher's sums are whole, so it may own shards.
     pub fn is_ready(&self, now: Instant) -> bool {
-        now >= self.ready_at
+        self.warmup.is_ready(now)
     }
 
     /// Publisher `node`'s heartbeat; a `ttl` of zero is it leaving.
@@ -105,7 +99,8 @@ fn weight(node: &str, shard: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use live_proto::subjects::VIEWER_SHARDS;
+    use crate::counts::warmup::MIN_WARMUP;
+    use live_proto::subjects::REPORT_SHARDS as VIEWER_SHARDS;
 
     const S: Duration = Duration::from_secs(1);
 
@@ -119,15 +114,6 @@ mod tests {
         let o = Owners::new("a".into(), t0);
         assert_eq!(o.owner(0, t0), None);
         assert_eq!(owned(&o, t0 + MIN_WARMUP).len(), VIEWER_SHARDS as usize);
-    }
-
-    #[test]
-    fn a_slow_refresh_lengthens_the_warmup() {
-        let t0 = Instant::now();
-        let mut o = Owners::new("a".into(), t0);
-        o.saw_refresh(10 * S);
-        assert!(!o.is_ready(t0 + 10 * S));
-        assert!(o.is_ready(t0 + 11 * S));
     }
 
     #[test]

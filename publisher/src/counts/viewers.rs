@@ -1,7 +1,7 @@
 //! Viewer counts of the region, summed here: frontends report their per-video counts in
 //! batches (`viewers.report.v1.{region}.{shard}`), every publisher of the region sums
-//! all of them ([`sums`]), and for each of the 16 shards one publisher — chosen by
-//! rendezvous hashing over those that say they take part ([`owners`]) — publishes each
+//! all of them ([`Sums`]), and for each of the 16 shards one publisher — chosen by
+//! rendezvous hashing over those that say they take part ([`Owners`]) — publishes each
 //! video's region total on `live.v1.{region}.{video}.viewers`, at most once a second
 //! and only when it changed (plus a slow refresh). Frontends sum the regions' totals.
 //!
@@ -10,24 +10,21 @@
 //! publisher receives every frontend's reports (at most one per shard per second, plus
 //! the refresh), which is O(frontends) but only on the few publishers.
 //!
-//! Failure: a publisher killed stops its heartbeat; within [`owners::PEER_TTL`] the
+//! Failure: a publisher killed stops its heartbeat; within [`PEER_TTL`] the
 //! others own its shards and, having summed the same reports, publish at once. A
 //! frontend killed stops refreshing and drops out of the sums after its report's TTL.
-
-pub mod owners;
-pub mod sums;
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use live_proto::subjects::{self, VIEWER_SHARDS};
+use live_proto::subjects::{self, Counted, REPORT_SHARDS};
 use live_proto::{Region, VideoId, v1};
 use prost::Message as _;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use owners::Owners;
-use sums::Sums;
+use super::owners::{self, Owners, PEER_TTL};
+use super::sums::{self, Sums};
 
 /// How often owned totals are considered for publishing (each at most once a second):
 /// short, so a change goes out soon after the report that made it.
@@ -45,7 +42,7 @@ pub async fn subscribe(
 ) -> Result<Subscriptions, async_nats::SubscribeError> {
     Ok(Subscriptions {
         reports: client
-            .subscribe(subjects::viewer_reports_all(region))
+            .subscribe(subjects::count_reports_all(Counted::Viewers, region))
             .await?,
         peers: client
             .subscribe(subjects::viewer_aggregators(region))
@@ -84,11 +81,11 @@ pub async fn run(
                     Duration::from_millis(a.ttl_ms.min(60_000).into()),
                     Instant::now(),
                 ),
-                Err(_) => undecodable(),
+                Err(_) => super::undecodable(),
             },
             _ = heartbeat.tick() => {
                 let ready = owners.is_ready(Instant::now());
-                announce(&client, &region, &me, ready, owners::PEER_TTL).await;
+                announce(&client, &region, &me, ready, PEER_TTL).await;
             }
             _ = tick.tick() => publish_due(&client, &region, &me, &mut sums, &mut owners).await,
         }
@@ -96,28 +93,11 @@ pub async fn run(
     announce(&client, &region, &me, false, Duration::ZERO).await;
 }
 
-fn on_report(sums: &mut Sums, owners: &mut Owners, msg: &async_nats::Message) {
-    let Some((_, shard)) = subjects::parse_viewer_report(&msg.subject) else {
-        return undecodable();
-    };
-    let Ok(report) = v1::ViewerReport::decode(msg.payload.clone()) else {
-        return undecodable();
-    };
-    if report.node.is_empty() {
-        return undecodable();
-    }
+fn on_report(sums: &mut Sums<VideoId>, owners: &mut Owners, msg: &async_nats::Message) {
     metrics::counter!("publisher_viewer_reports_total").increment(1);
-    let ttl = Duration::from_millis(report.ttl_ms.clamp(1_000, 300_000).into());
-    owners.saw_refresh(ttl / 3);
-    let expires = Instant::now() + ttl;
-    for entry in report.videos {
-        // Only a valid id of this shard is summed: a video's total has one owner.
-        match VideoId::parse(&entry.video) {
-            Ok(video) if subjects::viewer_shard(&video) == shard => {
-                sums.report(&report.node, video, entry.viewers, expires)
-            }
-            _ => undecodable(),
-        }
+    match super::apply_report(Counted::Viewers, sums, msg, |id| VideoId::parse(id).ok()) {
+        Some(refresh) => owners.saw_refresh(refresh),
+        None => super::undecodable(),
     }
 }
 
@@ -125,14 +105,16 @@ async fn publish_due(
     client: &async_nats::Client,
     region: &Region,
     me: &str,
-    sums: &mut Sums,
+    sums: &mut Sums<VideoId>,
     owners: &mut Owners,
 ) {
     let now = Instant::now();
     sums.expire(now);
     owners.expire(now);
-    let owned: Vec<bool> = (0..VIEWER_SHARDS).map(|s| owners.owns(s, now)).collect();
-    let due = sums.due(now, |shard| owned[shard as usize]);
+    let owned: Vec<bool> = (0..REPORT_SHARDS).map(|s| owners.owns(s, now)).collect();
+    let due = sums.due(now, |video| {
+        owned[subjects::report_shard(video.as_str()) as usize]
+    });
     metrics::gauge!("publisher_viewer_shards_owned")
         .set(owned.iter().filter(|o| **o).count() as f64);
     metrics::gauge!("publisher_viewer_videos").set(sums.len() as f64);
@@ -179,8 +161,4 @@ async fn announce(
     {
         tracing::debug!(error = %e, "aggregator heartbeat not published");
     }
-}
-
-fn undecodable() {
-    metrics::counter!("publisher_viewer_undecodable_total").increment(1);
 }
