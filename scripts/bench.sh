@@ -6,19 +6,25 @@
 # (git-ignored); every process it starts is stopped at the end, by pid.
 #
 #   scripts/bench.sh                  idle memory, fan-out, many videos (also with 1 partition),
-#                                     comment ingest, likes ingest (single and batched), and
-#                                     the capacity table from what was measured
+#                                     comment ingest, likes ingest (single and batched), the
+#                                     capacity table from what was measured, and fleet
 #   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 2 min)
 #   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
 #                                     $BENCH_100K_COMMENTS comments/s, 500, and
 #                                     $BENCH_100K_LIKES likes/s, 1000)
 #   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, ingest, likes,
-#                                     batch, 100k)
+#                                     batch, 100k, fleet)
+#   scripts/bench.sh --only=fleet     many frontends: for each fleet size F, F frontends
+#                                     with the same videos, idle viewers on each; NATS
+#                                     msgs/s and CPU per frontend, of the nats-server and of
+#                                     the publisher, against F (table, JSON, plot)
 #   BENCH_PARTITIONS=4 (publisher and frontend --partitions), BENCH_LIKE_BATCH=100 (likes
 #   per LikeBatch in the batched-likes row)
+#   FLEET_SIZES=4,8,16,32 (--quick: 2,4), FLEET_VIDEOS=100 (20), FLEET_VIEWERS_PER_VIDEO=2
+#   (viewers of each video on each frontend; 1), FLEET_WARMUP=5 (s, 3), FLEET_WINDOW=10 (s, 5)
 #
-# A full run (not --quick, not --only) also copies the table and plot to docs/bench/.
-# Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root).
+# A full run (not --quick, not --only) also copies the tables and plots to docs/bench/.
+# Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root; not for fleet).
 # Numbers come from a shared 2-core machine: the load generator runs on the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,19 +39,24 @@ for arg in "$@"; do
     --with-100k) with100k=true ;;
     --only=*) only="${arg#--only=}" ;;
     --only) only="__next__" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *)
       if [ "$only" = "__next__" ]; then only="$arg"
       else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
   esac
 done
 [ "$only" = "__next__" ] && { echo "--only needs a list, e.g. --only fanout,idle" >&2; exit 64; }
-scenarios="${only:-idle,fanout,many,ingest,likes,batch}"
+scenarios="${only:-idle,fanout,many,ingest,likes,batch,fleet}"
 $with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
 for s in ${scenarios//,/ }; do
-  case "$s" in idle|fanout|many|ingest|likes|batch|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case "$s" in idle|fanout|many|ingest|likes|batch|100k|fleet) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 want() { [[ ",$scenarios," == *",$1,"* ]]; }
+# The shared servers (ours, nginx + nchan) are started only for the scenarios that use
+# them: fleet starts its own nats-server, publisher and frontends for each fleet size.
+need_ours=false; need_nchan=false
+for s in idle fanout many ingest likes batch 100k; do want "$s" && need_ours=true; done
+for s in idle fanout many ingest; do want "$s" && need_nchan=true; done
 
 # --- sizes -------------------------------------------------------------------------------
 PARTITIONS=${BENCH_PARTITIONS:-4}
@@ -60,6 +71,9 @@ if $quick; then
   BATCH_STEPS=2000,5000
   BIG_VIEWERS=1200; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=100; BIG_COMMENTS=100
   BIG_LIKES=200; BIG_DURATION=3s
+  FLEET_SIZES=${FLEET_SIZES:-2,4}; FLEET_VIDEOS=${FLEET_VIDEOS:-20}
+  FLEET_VIEWERS_PER_VIDEO=${FLEET_VIEWERS_PER_VIDEO:-1}; FLEET_WARMUP=${FLEET_WARMUP:-3}
+  FLEET_WINDOW=${FLEET_WINDOW:-5}
 else
   VIEWERS=10000; CONNECT_RATE=2000; WARMUP=2s; STEP=6s; DRAIN=2s
   FANOUT_STEPS=2,5,10,20,40,60,80,100,160,320,640
@@ -73,17 +87,26 @@ else
   BATCH_STEPS=10000,50000,100000,200000,500000,1000000
   BIG_VIEWERS=100000; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=1000
   BIG_COMMENTS=${BENCH_100K_COMMENTS:-500}; BIG_LIKES=${BENCH_100K_LIKES:-1000}; BIG_DURATION=10s
+  FLEET_SIZES=${FLEET_SIZES:-4,8,16,32}; FLEET_VIDEOS=${FLEET_VIDEOS:-100}
+  FLEET_VIEWERS_PER_VIDEO=${FLEET_VIEWERS_PER_VIDEO:-2}; FLEET_WARMUP=${FLEET_WARMUP:-5}
+  FLEET_WINDOW=${FLEET_WINDOW:-10}
 fi
+for v in FLEET_VIDEOS FLEET_VIEWERS_PER_VIDEO FLEET_WARMUP FLEET_WINDOW; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer" >&2; exit 64; }
+done
+[[ "$FLEET_SIZES" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] \
+  || { echo "FLEET_SIZES must be a list of positive integers, e.g. 4,8,16,32" >&2; exit 64; }
 
 run_dir="$root/.run/bench"
 res="$run_dir/results"
 logs="$run_dir/logs"
-rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg"
-mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k"
+rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg" \
+  "$run_dir/fleet" "$run_dir"/fleet.*
+mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k" "$run_dir/fleet"
 
 # --- what it needs -----------------------------------------------------------------------
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; then
+if $need_nchan && { ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; }; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "nginx + nchan missing: apt-get install nginx libnginx-mod-nchan (as root)" >&2; exit 1
   fi
@@ -176,30 +199,39 @@ stop_pid() { # pid: stops one process this script started
   for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
 }
-start_nats nats-server
-start_publisher publisher "$PARTITIONS"
-start_frontend frontend
-ours_pids="frontend:$fe_pid,publisher:$pub_pid,nats:$nats_pid"
-ours_url=$fe_url
-ours_mon=(--nats-monitor "$nats_mon_url")
-ours_nats_url=$nats_url
-ours_pub_url=$pub_url
+ours_url="(not started)"; ours_pids=""; ours_mon=(); ours_nats_url=""; ours_pub_url=""
+pub_url="(not started)"; nats_url="(not started)"
+if $need_ours; then
+  start_nats nats-server
+  start_publisher publisher "$PARTITIONS"
+  start_frontend frontend
+  ours_pids="frontend:$fe_pid,publisher:$pub_pid,nats:$nats_pid"
+  ours_url=$fe_url
+  ours_mon=(--nats-monitor "$nats_mon_url")
+  ours_nats_url=$nats_url
+  ours_pub_url=$pub_url
+fi
 
 # nginx + nchan, from bench/nginx-nchan.conf.in.
-ng_port=$(free_port)
-ng_dir="$run_dir/nginx"
-sed -e "s|@RUN@|$ng_dir|g" -e "s|@PORT@|$ng_port|g" -e "s|@MODULE@|$nchan_module|g" \
-  bench/nginx-nchan.conf.in >"$ng_dir/nginx.conf"
-nginx -p "$ng_dir/" -c "$ng_dir/nginx.conf" -e "$ng_dir/error.log" >"$logs/nginx.log" 2>&1 &
-ng_pid=$!; pids+=("$ng_pid")
-ng_url="http://127.0.0.1:$ng_port"
-for _ in $(seq 1 100); do
-  kill -0 "$ng_pid" 2>/dev/null || break
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$ng_url/pub/healthcheck" || true)
-  [[ "$code" == 20* ]] && break; sleep 0.1
-done
-[[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
-ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+ng_url="(not started)"; ng_workers=""; nginx_v="(not used)"; nchan_v="(not used)"
+if $need_nchan; then
+  ng_port=$(free_port)
+  ng_dir="$run_dir/nginx"
+  sed -e "s|@RUN@|$ng_dir|g" -e "s|@PORT@|$ng_port|g" -e "s|@MODULE@|$nchan_module|g" \
+    bench/nginx-nchan.conf.in >"$ng_dir/nginx.conf"
+  nginx -p "$ng_dir/" -c "$ng_dir/nginx.conf" -e "$ng_dir/error.log" >"$logs/nginx.log" 2>&1 &
+  ng_pid=$!; pids+=("$ng_pid")
+  ng_url="http://127.0.0.1:$ng_port"
+  for _ in $(seq 1 100); do
+    kill -0 "$ng_pid" 2>/dev/null || break
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$ng_url/pub/healthcheck" || true)
+    [[ "$code" == 20* ]] && break; sleep 0.1
+  done
+  [[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
+  ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+  nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
+  nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
+fi
 # The reference broadcast server (bench/reference): for fan-out and idle memory only.
 ref_url="(not started)"
 if want fanout || want idle; then
@@ -216,8 +248,6 @@ for w in $ng_workers; do k=$((k+1)); nchan_pids+="${nchan_pids:+,}nginx-worker$k
 ncores=$(nproc)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 mem_gib=$(awk '/MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)
-nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
-nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
 nats_v=$("$NATS_SERVER_BIN" --version | sed 's/.*v//')
 echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; reference $ref_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
 echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB, load average $(cut -d' ' -f1-3 /proc/loadavg); shared: loadgen runs on the same cores"
@@ -408,22 +438,113 @@ if want 100k; then
   fi
 fi
 
+# --- fleet (ours): what a frontend costs as the fleet grows ------------------------------
+# For each size F of $FLEET_SIZES: a fresh nats-server (nats/local.conf, JetStream) and
+# publisher, F frontends, and the same $FLEET_VIDEOS videos on every frontend, each watched
+# there by $FLEET_VIEWERS_PER_VIDEO idle viewers (loadgen viewers processes, at most
+# $FLEET_PER_PROC viewers each). Once the viewers are connected and $FLEET_WARMUP s have
+# passed (viewer counts flow once a second), `loadgen fleet` measures $FLEET_WINDOW s: NATS
+# msgs/s of every `frontend-…` and `publisher-…` connection (/connz), the server's totals
+# (/varz), CPU (/proc). Then everything of that size is stopped. `benchreport fleet` makes
+# the table, the JSON summary and the plot.
+FLEET_PER_PROC=4000
+stop_pids() { # pid…: stops processes this script started, all at once
+  local p
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=false
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=true; done
+    $alive || return 0
+    sleep 0.1
+  done
+  for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+fleet_md="(not run)"
+if want fleet; then
+  fleet_dir="$run_dir/fleet"
+  echo "▶ fleet: frontends $FLEET_SIZES, the same $FLEET_VIDEOS videos on each, $FLEET_VIEWERS_PER_VIDEO idle viewer(s) per video per frontend, ${FLEET_WARMUP} s warm-up, ${FLEET_WINDOW} s window"
+  t0=$SECONDS; fleet_ok=true
+  for F in ${FLEET_SIZES//,/ }; do
+    start_nats "nats-fleet$F"; fl_nats=$nats_pid; fl_mon=$nats_mon_url
+    start_publisher "publisher-fleet$F" "$PARTITIONS"; fl_pub=$pub_pid
+    fl_fe=(); fl_urls=""
+    for ((f=1; f<=F; f++)); do
+      port=$(free_port)
+      "$bin/frontend" --listen "127.0.0.1:$port" --nats "$nats_url" --publisher-url "$pub_url" \
+        --partitions "$PARTITIONS" --drain 0s --replay-buffer 16 --viewer-queue 64 \
+        --max-connections 2000 >"$logs/fleet$F-frontend$f.log" 2>&1 &
+      fl_fe+=($!); pids+=($!)
+      fl_urls+="${fl_urls:+,}http://127.0.0.1:$port"
+    done
+    for u in ${fl_urls//,/ }; do wait_http "$u/healthz"; done
+    total=$((F * FLEET_VIDEOS * FLEET_VIEWERS_PER_VIDEO))
+    procs=$(( (total + FLEET_PER_PROC - 1) / FLEET_PER_PROC ))
+    rate=2000
+    # Every process ramps at $rate/s at once; the window starts after the ramp and warm-up.
+    ramp=$(( (total < FLEET_PER_PROC ? total : FLEET_PER_PROC) / rate + 2 ))
+    start_at=$(( $(date +%s) + ramp + FLEET_WARMUP ))
+    lg=()
+    for ((p=0; p<procs; p++)); do
+      offset=$((p * FLEET_PER_PROC)); n=$((total - offset))
+      [ "$n" -gt "$FLEET_PER_PROC" ] && n=$FLEET_PER_PROC
+      # Viewer g watches video g mod N on frontend (g / N) mod F: each frontend gets
+      # every video, $FLEET_VIEWERS_PER_VIDEO times.
+      "$LG" viewers --threads 1 --label "fleet/$F" --videos "$FLEET_VIDEOS" --video-prefix fleet \
+        --viewers "$n" --viewer-offset "$offset" --connect-rate "$rate" --frontend "$fl_urls" \
+        --start-at "$start_at" --duration "${FLEET_WINDOW}s" --quiet \
+        --json-out "$fleet_dir/viewers-$F-$p.json" \
+        >"$logs/fleet$F-viewers$p.out" 2>"$logs/fleet$F-viewers$p.log" &
+      lg+=($!); pids+=($!)
+    done
+    if ! "$LG" fleet --nats-monitor "$fl_mon" --frontend-pids "$(IFS=,; echo "${fl_fe[*]}")" \
+         --publisher-pids "$fl_pub" --nats-pid "$fl_nats" --start-at "$start_at" \
+         --duration "${FLEET_WINDOW}s" --json-out "$fleet_dir/fleet-$F.json" \
+         >"$logs/fleet$F.out" 2>"$logs/fleet$F.log"; then
+      echo "  F=$F: loadgen fleet FAILED: see $logs/fleet$F.log"; fleet_ok=false
+    fi
+    for p in "${lg[@]}"; do wait "$p" || { echo "  F=$F: viewers FAILED: see $logs/fleet$F-viewers*.log"; fleet_ok=false; }; done
+    sed -n 's/^loadgen fleet: /  /p' "$logs/fleet$F.log"
+    stop_pids "${fl_fe[@]}"
+    stop_pids "$fl_pub"
+    stop_pids "$fl_nats"
+  done
+  nats_url=$ours_nats_url; pub_url=$ours_pub_url
+  fleet_note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): every process and the viewers on the same cores, other work possibly beside them. Per fleet size F: a fresh nats-server $nats_v (nats/local.conf, JetStream) and publisher (--partitions $PARTITIONS), F frontends, the same $FLEET_VIDEOS videos on each with $FLEET_VIEWERS_PER_VIDEO idle viewer(s) per video per frontend, ${FLEET_WARMUP} s warm-up, ${FLEET_WINDOW} s window. Command: \`scripts/bench.sh${*:+ $*}\`."
+  echo
+  if "$BR" fleet --dir "$fleet_dir" --md-out "$run_dir/fleet.md" --svg-out "$run_dir/fleet.svg" \
+       --json-out "$run_dir/fleet.json" --note "$fleet_note"; then
+    fleet_md="$run_dir/fleet.md"
+    echo "fleet: table $run_dir/fleet.md  plot $run_dir/fleet.svg  results $run_dir/fleet.json (steps in $fleet_dir)  in $((SECONDS - t0)) s"
+  else
+    echo "benchreport fleet failed"; fleet_ok=false
+  fi
+  $fleet_ok || ok=false
+fi
+
 # --- the table and the plot --------------------------------------------------------------
 cmd="scripts/bench.sh${*:+ $*}"
 note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always); reference = bench/reference (tokio broadcast, no NATS, no storage; latency from loadgen's send, like nchan's; ours from the publisher's acceptance, before the durable write). Command: \`$cmd\`."
-echo
-"$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
-plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
-echo "table: $run_dir/bench.md  plot: $plot  results: $res  logs: $logs"
-# The capacity model fed with the unit costs this run measured (docs/capacity.md).
-echo
-"$BR" capacity --measured "$res" --measured-partitions "$PARTITIONS" | tee "$run_dir/capacity.md" \
-  || { echo "benchreport capacity failed"; ok=false; }
+if $need_ours; then
+  echo
+  "$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
+  plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
+  echo "table: $run_dir/bench.md  plot: $plot  results: $res  logs: $logs"
+  # The capacity model fed with the unit costs this run measured (docs/capacity.md).
+  echo
+  "$BR" capacity --measured "$res" --measured-partitions "$PARTITIONS" | tee "$run_dir/capacity.md" \
+    || { echo "benchreport capacity failed"; ok=false; }
+fi
 if ! $quick && [ -z "$only" ]; then
   mkdir -p docs/bench
   cp "$run_dir/bench.md" docs/bench/latest.md
   cp "$run_dir/bench.svg" docs/bench/latency.svg
   cp "$run_dir/capacity.md" docs/bench/capacity.md
-  echo "copied to docs/bench/latest.md, docs/bench/latency.svg and docs/bench/capacity.md"
+  copied="docs/bench/latest.md, docs/bench/latency.svg, docs/bench/capacity.md"
+  if [ -f "$run_dir/fleet.md" ]; then
+    cp "$run_dir/fleet.md" docs/bench/fleet.md
+    cp "$run_dir/fleet.svg" docs/bench/fleet.svg
+    copied+=", docs/bench/fleet.md, docs/bench/fleet.svg"
+  fi
+  echo "copied to $copied"
 fi
 $ok

@@ -10,12 +10,15 @@
 //!   latency histograms, server processes' CPU and RSS, nats-server counters);
 //! - [`summary`]: the markdown table and SVG plot of `scripts/bench.sh` (this system,
 //!   the reference broadcast server and nginx + nchan side by side);
-//! - [`capacity`]: the capacity model (servers needed for a load, from measured costs).
+//! - [`capacity`]: the capacity model (servers needed for a load, from measured costs);
+//! - [`fleet`]: the many-frontend scenario (NATS messages and CPU per frontend against
+//!   the number of frontends, from `/connz`, `/varz` and `/proc`): table, JSON and plot.
 //!
-//! The `benchreport` binary runs `summary`, `capacity` and `merge`.
+//! The `benchreport` binary runs `summary`, `capacity`, `fleet` and `merge`.
 
 pub mod capacity;
 pub mod counts;
+pub mod fleet;
 pub mod hist;
 pub mod nats;
 pub mod report;

@@ -1,12 +1,13 @@
 //! `benchreport`: the reporting side of the benchmarks. `summary` is the table and plot
-//! `scripts/bench.sh` prints and writes, `capacity` the capacity model, `merge` joins the
-//! result files of several `loadgen` processes. See `benchreport --help`.
+//! `scripts/bench.sh` prints and writes, `capacity` the capacity model, `fleet` the table
+//! and plot of the many-frontend scenario, `merge` joins the result files of several
+//! `loadgen` processes. See `benchreport --help`.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use benchreport::{capacity, report, summary};
+use benchreport::{capacity, fleet, report, summary};
 
 /// Benchmark reporting for the live likes/comments service.
 #[derive(Debug, Parser)]
@@ -26,6 +27,12 @@ enum Cmd {
     /// deployment needs for the given load, from unit costs (defaults: docs/capacity.md;
     /// --measured DIR takes them from a `scripts/bench.sh` results directory).
     Capacity(Box<capacity::CapacityArgs>),
+    /// The many-frontend scenario (`scripts/bench.sh --only fleet`): reads the steps
+    /// `loadgen fleet` wrote (one per fleet size) and the viewers' results, prints one
+    /// markdown table (per-frontend NATS messages in/s median and max, CPU, the
+    /// nats-server's and the publisher's rates, by number of frontends), and writes a JSON
+    /// summary and the plot (SVG).
+    Fleet(fleet::FleetArgs),
     /// Merges the result files of several processes (step i with step i), printing each
     /// merged window's table.
     Merge {
@@ -41,6 +48,7 @@ fn main() {
     let result = match Cli::parse().cmd {
         Cmd::Summary(args) => summary::run(&args),
         Cmd::Capacity(args) => capacity::run(*args),
+        Cmd::Fleet(args) => fleet::run(&args),
         Cmd::Merge { files, json_out } => merge(&files, json_out.as_deref()),
     };
     if let Err(e) = result {

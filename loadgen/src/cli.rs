@@ -74,6 +74,11 @@ pub enum Cmd {
     /// (defaults: the numbers in docs/capacity.md; --measured DIR takes them from a
     /// `scripts/bench.sh` results directory). The same as `benchreport capacity`.
     Capacity(Box<benchreport::capacity::CapacityArgs>),
+    /// Measure a running fleet of frontends over one window (no viewers, no NATS
+    /// connection of its own): NATS messages per second of every `frontend-…` and
+    /// `publisher-…` connection (`/connz`), the nats-server's totals (`/varz`), and the
+    /// CPU of the given processes (`/proc`). Writes one JSON line for `benchreport fleet`.
+    Fleet(crate::fleet::FleetArgs),
 }
 
 /// Flags of every measuring subcommand.

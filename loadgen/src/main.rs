@@ -7,6 +7,7 @@ mod audience;
 mod chunked;
 mod cli;
 mod cpu;
+mod fleet;
 mod ingest;
 mod likes;
 mod limits;
@@ -42,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Summary(args) => return Ok(benchreport::summary::run(&args)?),
         Cmd::Capacity(args) => return Ok(benchreport::capacity::run(*args)?),
+        Cmd::Fleet(args) => return fleet::run(&args),
         Cmd::Viewers {
             common,
             viewers,
