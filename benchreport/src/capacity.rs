@@ -168,6 +168,16 @@ fn servers(need: f64, per: f64) -> u64 {
     (need / per).ceil().max(1.0) as u64
 }
 
+/// Events per second each viewer receives: its video's comments, its likes events (at
+/// most one per --like-interval, at most one per stored batch) and a viewer count a
+/// second.
+pub fn events_per_viewer(a: &CapacityArgs) -> f64 {
+    let videos = a.videos.max(1.0);
+    let batches = a.likes_per_sec / a.like_batch.max(1.0);
+    let likes_events = (batches / videos).min(1000.0 / a.nodes.like_interval_ms);
+    a.comments_per_sec / videos + likes_events + 1.0
+}
+
 /// The deployment for a load: pure arithmetic over the inputs (see docs/capacity.md).
 pub fn plan(a: &CapacityArgs) -> Plan {
     let (c, n) = (&a.costs, &a.nodes);
@@ -175,10 +185,8 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     let cpu = n.cores * n.utilization;
     let batches = a.likes_per_sec / a.like_batch.max(1.0);
 
-    // Frontends: every viewer gets its video's comments, its likes events (at most one
-    // per --like-interval, at most one per stored batch) and a viewer count a second.
-    let likes_events = (batches / videos).min(1000.0 / n.like_interval_ms);
-    let events_per_viewer = a.comments_per_sec / videos + likes_events + 1.0;
+    // Frontends: every viewer gets its video's events.
+    let events_per_viewer = events_per_viewer(a);
     let deliveries = a.viewers * events_per_viewer;
     let delivery_cores = deliveries * c.frontend_us_per_delivery / 1e6;
     let memory = a.viewers * c.frontend_bytes_per_viewer;
@@ -477,6 +485,7 @@ fn sig3(x: f64) -> f64 {
 pub fn measured(a: &mut CapacityArgs, results: &summary::Results) -> Vec<String> {
     let mut notes = Vec::new();
     let parts = a.measured_partitions.max(1.0);
+    let per_viewer = events_per_viewer(a);
     let c = &mut a.costs;
     let mut set = |field: &mut f64, value: Option<f64>, what: String| {
         if let Some(v) = value.filter(|v| v.is_finite() && *v > 0.0) {
@@ -484,15 +493,27 @@ pub fn measured(a: &mut CapacityArgs, results: &summary::Results) -> Vec<String>
             notes.push(format!("{what}: {}", sig3(v)));
         }
     };
-    // Deliveries: the fan-out step nearest 100k deliveries/s (all events, not only
-    // comments).
-    if let Some(r) = summary::nearest(summary::get(results, "fanout/ours"), 100_000.0) {
+    // Deliveries: a delivery's cost falls as a viewer's events come closer together
+    // (they share a write), so the fan-out step whose events per viewer per second are
+    // nearest this load's (all events, not only comments).
+    let fanout = summary::get(results, "fanout/ours");
+    let dist = |r: &Report| {
+        let e = r.viewers.events_per_sec / (r.viewers.connected_at_start.max(1) as f64);
+        (e.max(0.01) / per_viewer).ln().abs()
+    };
+    if let Some(r) = fanout
+        .iter()
+        .filter(|r| r.viewers.latency.count > 0)
+        .min_by(|x, y| dist(x).total_cmp(&dist(y)))
+    {
         set(
             &mut c.frontend_us_per_delivery,
             us_per(cpu_of(r, "frontend"), r.viewers.events_per_sec),
             format!(
-                "frontend µs/delivery (fanout/ours step {}, {:.0} events/s)",
-                r.step, r.viewers.events_per_sec
+                "frontend µs/delivery (fanout/ours step {}, {:.0} events/s, {:.1} per viewer; this load {per_viewer:.1})",
+                r.step,
+                r.viewers.events_per_sec,
+                r.viewers.events_per_sec / (r.viewers.connected_at_start.max(1) as f64)
             ),
         );
     }
