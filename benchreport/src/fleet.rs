@@ -265,18 +265,13 @@ pub struct FleetArgs {
     /// `fleet/F`).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Write the markdown table here too.
-    #[arg(long)]
-    pub md_out: Option<PathBuf>,
-    /// Write the plot (NATS messages per second against the number of frontends) here.
-    #[arg(long)]
-    pub svg_out: Option<PathBuf>,
+    /// The table, and the plot (NATS messages per second against the number of
+    /// frontends).
+    #[command(flatten)]
+    pub out: crate::Outputs,
     /// Write the summary rows as JSON here.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
-    /// A line printed under the table (date, machine, command).
-    #[arg(long, default_value = "")]
-    pub note: String,
 }
 
 /// Prints the table (and writes it, the JSON summary and the plot where asked).
@@ -288,11 +283,7 @@ pub fn run(args: &FleetArgs) -> Result<()> {
             args.dir.display()
         )));
     }
-    let md = markdown(&rows, &args.note);
-    println!("{md}");
-    if let Some(path) = &args.md_out {
-        std::fs::write(path, &md).map_err(Error::io(path))?;
-    }
+    args.out.table(&markdown(&rows, &args.out.note))?;
     if let Some(path) = &args.json_out {
         let json = serde_json::to_string_pretty(&rows).map_err(|source| Error::Json {
             path: path.clone(),
@@ -300,7 +291,7 @@ pub fn run(args: &FleetArgs) -> Result<()> {
         })?;
         std::fs::write(path, json + "\n").map_err(Error::io(path))?;
     }
-    if let Some(path) = &args.svg_out {
+    if let Some(path) = &args.out.svg_out {
         plot(&rows, path)?;
         eprintln!("benchreport: wrote {}", path.display());
     }
@@ -311,13 +302,7 @@ pub fn run(args: &FleetArgs) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Vec<FleetRow>> {
     let mut steps: BTreeMap<usize, FleetStep> = BTreeMap::new();
     let mut viewers: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(Error::io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    for p in paths {
+    for p in crate::json_files(dir)? {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if name.starts_with("fleet-") {
             let text = std::fs::read_to_string(&p).map_err(Error::io(&p))?;
@@ -746,10 +731,12 @@ mod tests {
         assert!(md.ends_with("note\n"));
         let args = FleetArgs {
             dir: dir.clone(),
-            md_out: Some(dir.join("fleet.md")),
-            svg_out: Some(dir.join("fleet.svg")),
+            out: crate::Outputs {
+                md_out: Some(dir.join("fleet.md")),
+                svg_out: Some(dir.join("fleet.svg")),
+                note: String::new(),
+            },
             json_out: Some(dir.join("summary.out")),
-            note: String::new(),
         };
         run(&args).unwrap();
         let svg = std::fs::read_to_string(dir.join("fleet.svg")).unwrap();

@@ -25,7 +25,46 @@ pub mod report;
 pub mod server;
 pub mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+/// Where a report command writes what it prints (its flags, shared by `summary` and
+/// `fleet`).
+#[derive(Debug, Clone, Args)]
+pub struct Outputs {
+    /// Write the markdown table here too.
+    #[arg(long)]
+    pub md_out: Option<PathBuf>,
+    /// Write the plot here.
+    #[arg(long)]
+    pub svg_out: Option<PathBuf>,
+    /// A line printed under the table (date, machine, command).
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+impl Outputs {
+    /// Prints the table and writes it where asked.
+    pub fn table(&self, md: &str) -> Result<()> {
+        println!("{md}");
+        if let Some(path) = &self.md_out {
+            std::fs::write(path, md).map_err(Error::io(path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `*.json` files of `dir`, sorted by name.
+pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(Error::io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
 
 /// What can go wrong reading, merging or rendering results.
 #[derive(Debug, thiserror::Error)]

@@ -43,15 +43,9 @@ pub struct SummaryArgs {
     /// Directory of result files (`*.json`, one report per line, labelled with --label).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Write the markdown table here too.
-    #[arg(long)]
-    pub md_out: Option<PathBuf>,
-    /// Write the plot (latency percentiles against delivered comments/s) here.
-    #[arg(long)]
-    pub svg_out: Option<PathBuf>,
-    /// A line printed under the table (date, machine, command).
-    #[arg(long, default_value = "")]
-    pub note: String,
+    /// The table, and the plot (latency percentiles against delivered comments/s).
+    #[command(flatten)]
+    pub out: crate::Outputs,
 }
 
 /// Prints the table (and writes it and the plot where asked).
@@ -63,12 +57,8 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
             args.dir.display()
         )));
     }
-    let md = markdown(&results, &args.note);
-    println!("{md}");
-    if let Some(path) = &args.md_out {
-        std::fs::write(path, &md).map_err(Error::io(path))?;
-    }
-    if let Some(path) = &args.svg_out {
+    args.out.table(&markdown(&results, &args.out.note))?;
+    if let Some(path) = &args.out.svg_out {
         if has_fanout(&results) {
             plot(&results, path)?;
             eprintln!("benchreport: wrote {}", path.display());
@@ -88,13 +78,7 @@ fn has_fanout(res: &Results) -> bool {
 /// Every report of every `*.json` file in `dir`, by label, in step order.
 pub fn load(dir: &Path) -> Result<Results> {
     let mut out = Results::new();
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(Error::io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    for p in paths {
+    for p in crate::json_files(dir)? {
         for r in report::read_file(&p)? {
             if !r.label.is_empty() {
                 out.entry(r.label.clone()).or_default().push(r);
