@@ -26,7 +26,8 @@
 //!   from any node through [`connection::control`]; its `Last-Event-ID` in
 //!   [`connection::cursor`].
 //! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
-//!   [`stats`]: hot-path metric handles.
+//!   [`stats`]: hot-path metric handles; [`retry`]: the `retry:` window both stream
+//!   endpoints draw from.
 
 pub mod bell;
 pub mod config;
@@ -39,6 +40,7 @@ pub mod node;
 pub mod occupancy;
 pub mod presence;
 pub mod registry;
+pub mod retry;
 pub mod room;
 pub mod sse;
 pub mod stats;
