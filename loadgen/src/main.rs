@@ -7,6 +7,7 @@ mod audience;
 mod chunked;
 mod cli;
 mod cpu;
+mod failover;
 mod ingest;
 mod likes;
 mod limits;
@@ -46,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             common,
             viewers,
             drain,
+            windows,
         } => Plan {
             mode: "viewers",
             common,
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             publish: None,
             steps: None,
             drain: drain.0,
+            windows: windows as usize,
         },
         Cmd::Publish {
             common,
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             publish: Some(publish),
             steps: Some(steps),
             drain: Duration::ZERO,
+            windows: 1,
         },
         Cmd::Run {
             common,
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             publish: Some(publish),
             steps: Some(steps),
             drain: drain.0,
+            windows: 1,
         },
     };
     if let Some(v) = &plan.viewers {
