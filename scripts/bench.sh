@@ -6,19 +6,31 @@
 # (git-ignored); every process it starts is stopped at the end, by pid.
 #
 #   scripts/bench.sh                  idle memory, fan-out, many videos (also with 1 partition),
-#                                     comment ingest, likes ingest (single and batched), and
-#                                     the capacity table from what was measured
+#                                     comment ingest, likes ingest (single and batched), a
+#                                     reconnect storm, and the capacity table from what was
+#                                     measured
 #   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 2 min)
 #   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
 #                                     $BENCH_100K_COMMENTS comments/s, 500, and
 #                                     $BENCH_100K_LIKES likes/s, 1000)
 #   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, ingest, likes,
-#                                     batch, 100k)
+#                                     batch, storm, 100k)
+#   scripts/bench.sh --only=storm     a reconnect storm: a frontend holding $STORM_VIEWERS
+#                                     viewers (10,000; --quick 1,000) of $STORM_VIDEOS videos
+#                                     (5) killed with -9 while $STORM_COMMENTS comments/s (50)
+#                                     flow; its viewers come back to the 2 survivors after
+#                                     their retry:. Prints the time to the last viewer back
+#                                     and caught up, comments lost and duplicated, the
+#                                     survivors' JetStream reads, and the p99 of the
+#                                     survivors' own $STORM_OWN viewers (1,000) before and
+#                                     during the storm (STORM_SIGNAL=TERM: a graceful stop;
+#                                     STORM_FRONTEND_ARGS: extra frontend flags)
 #   BENCH_PARTITIONS=4 (publisher and frontend --partitions), BENCH_LIKE_BATCH=100 (likes
 #   per LikeBatch in the batched-likes row)
 #
 # A full run (not --quick, not --only) also copies the table and plot to docs/bench/.
-# Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root).
+# Installs nginx + libnginx-mod-nchan with apt-get if missing and a scenario compares with
+# it (needs root).
 # Numbers come from a shared 2-core machine: the load generator runs on the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,19 +45,23 @@ for arg in "$@"; do
     --with-100k) with100k=true ;;
     --only=*) only="${arg#--only=}" ;;
     --only) only="__next__" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *)
       if [ "$only" = "__next__" ]; then only="$arg"
       else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
   esac
 done
 [ "$only" = "__next__" ] && { echo "--only needs a list, e.g. --only fanout,idle" >&2; exit 64; }
-scenarios="${only:-idle,fanout,many,ingest,likes,batch}"
+scenarios="${only:-idle,fanout,many,ingest,likes,batch,storm}"
 $with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
 for s in ${scenarios//,/ }; do
-  case "$s" in idle|fanout|many|ingest|likes|batch|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case "$s" in idle|fanout|many|ingest|likes|batch|storm|100k) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 want() { [[ ",$scenarios," == *",$1,"* ]]; }
+# Scenarios that compare with nginx + nchan (the others need neither it nor apt-get).
+want_nchan() { want idle || want fanout || want many || want ingest; }
+# Scenarios whose results go into the table (storm prints its own figures).
+want_table() { want_nchan || want likes || want batch || want 100k; }
 
 # --- sizes -------------------------------------------------------------------------------
 PARTITIONS=${BENCH_PARTITIONS:-4}
@@ -60,6 +76,7 @@ if $quick; then
   BATCH_STEPS=2000,5000
   BIG_VIEWERS=1200; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=100; BIG_COMMENTS=100
   BIG_LIKES=200; BIG_DURATION=3s
+  STORM_VIEWERS=${STORM_VIEWERS:-1000}; STORM_OWN=${STORM_OWN:-200}
 else
   VIEWERS=10000; CONNECT_RATE=2000; WARMUP=2s; STEP=6s; DRAIN=2s
   FANOUT_STEPS=2,5,10,20,40,60,80,100,160,320,640
@@ -73,17 +90,28 @@ else
   BATCH_STEPS=10000,50000,100000,200000,500000,1000000
   BIG_VIEWERS=100000; BIG_FRONTENDS=6; BIG_PROCS=6; BIG_VIDEOS=1000
   BIG_COMMENTS=${BENCH_100K_COMMENTS:-500}; BIG_LIKES=${BENCH_100K_LIKES:-1000}; BIG_DURATION=10s
+  STORM_VIEWERS=${STORM_VIEWERS:-10000}; STORM_OWN=${STORM_OWN:-1000}
 fi
+# The storm: videos, comments/s over all of them, the length of each survivors' window
+# (before the kill, during the storm: more than the frontends' --retry-max, 10 s), viewers
+# per loadgen process (open files are capped per process).
+STORM_VIDEOS=${STORM_VIDEOS:-5}; STORM_COMMENTS=${STORM_COMMENTS:-50}; STORM_WINDOW=${STORM_WINDOW:-12}
+STORM_PER_PROC=${STORM_PER_PROC:-5000}
+# How A stops (KILL, or TERM for a graceful stop: streams end spread over --drain), and
+# extra flags of the storm's frontends (e.g. "--retry-min 2s --retry-max 4s"; keep
+# STORM_WINDOW above --retry-max + --drain).
+STORM_SIGNAL=${STORM_SIGNAL:-KILL}; read -r -a STORM_FE_ARGS <<<"${STORM_FRONTEND_ARGS:-}"
 
 run_dir="$root/.run/bench"
 res="$run_dir/results"
 logs="$run_dir/logs"
-rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg"
-mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k"
+rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg" \
+  "$run_dir/storm"
+mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k" "$run_dir/storm"
 
 # --- what it needs -----------------------------------------------------------------------
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; then
+if want_nchan && { ! command -v nginx >/dev/null 2>&1 || [ ! -f "$nchan_module" ]; }; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "nginx + nchan missing: apt-get install nginx libnginx-mod-nchan (as root)" >&2; exit 1
   fi
@@ -163,10 +191,10 @@ start_publisher() { # name partitions → sets pub_pid, pub_url
   pub_url="http://127.0.0.1:$port"
   wait_http "$pub_url/healthz"
 }
-start_frontend() { # name [partitions] → sets fe_pid, fe_url (the last started NATS and publisher)
+start_frontend() { # name [partitions [flags…]] → sets fe_pid, fe_url (the last started NATS and publisher)
   local port; port=$(free_port)
   "$bin/frontend" --listen "127.0.0.1:$port" --nats "$nats_url" --publisher-url "$pub_url" \
-    --partitions "${2:-$PARTITIONS}" --drain 1s >"$logs/$1.log" 2>&1 &
+    --partitions "${2:-$PARTITIONS}" --drain 1s "${@:3}" >"$logs/$1.log" 2>&1 &
   fe_pid=$!; pids+=("$fe_pid")
   fe_url="http://127.0.0.1:$port"
   wait_http "$fe_url/healthz"
@@ -186,20 +214,25 @@ ours_nats_url=$nats_url
 ours_pub_url=$pub_url
 
 # nginx + nchan, from bench/nginx-nchan.conf.in.
-ng_port=$(free_port)
-ng_dir="$run_dir/nginx"
-sed -e "s|@RUN@|$ng_dir|g" -e "s|@PORT@|$ng_port|g" -e "s|@MODULE@|$nchan_module|g" \
-  bench/nginx-nchan.conf.in >"$ng_dir/nginx.conf"
-nginx -p "$ng_dir/" -c "$ng_dir/nginx.conf" -e "$ng_dir/error.log" >"$logs/nginx.log" 2>&1 &
-ng_pid=$!; pids+=("$ng_pid")
-ng_url="http://127.0.0.1:$ng_port"
-for _ in $(seq 1 100); do
-  kill -0 "$ng_pid" 2>/dev/null || break
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$ng_url/pub/healthcheck" || true)
-  [[ "$code" == 20* ]] && break; sleep 0.1
-done
-[[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
-ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+ng_url="(not started)"; ng_workers=""; nginx_v="-"; nchan_v="-"
+if want_nchan; then
+  ng_port=$(free_port)
+  ng_dir="$run_dir/nginx"
+  sed -e "s|@RUN@|$ng_dir|g" -e "s|@PORT@|$ng_port|g" -e "s|@MODULE@|$nchan_module|g" \
+    bench/nginx-nchan.conf.in >"$ng_dir/nginx.conf"
+  nginx -p "$ng_dir/" -c "$ng_dir/nginx.conf" -e "$ng_dir/error.log" >"$logs/nginx.log" 2>&1 &
+  ng_pid=$!; pids+=("$ng_pid")
+  ng_url="http://127.0.0.1:$ng_port"
+  for _ in $(seq 1 100); do
+    kill -0 "$ng_pid" 2>/dev/null || break
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$ng_url/pub/healthcheck" || true)
+    [[ "$code" == 20* ]] && break; sleep 0.1
+  done
+  [[ "$code" == 20* ]] || { echo "nginx + nchan did not come up (see $ng_dir/error.log)" >&2; exit 1; }
+  ng_workers=$(pgrep -P "$ng_pid" | tr '\n' ' ')
+  nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
+  nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
+fi
 # The reference broadcast server (bench/reference): for fan-out and idle memory only.
 ref_url="(not started)"
 if want fanout || want idle; then
@@ -216,8 +249,6 @@ for w in $ng_workers; do k=$((k+1)); nchan_pids+="${nchan_pids:+,}nginx-worker$k
 ncores=$(nproc)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 mem_gib=$(awk '/MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)
-nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/||')
-nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo "?")
 nats_v=$("$NATS_SERVER_BIN" --version | sed 's/.*v//')
 echo "servers: ours frontend $ours_url publisher $pub_url nats $nats_url; reference $ref_url; nginx $nginx_v + nchan $nchan_v at $ng_url (workers $ng_workers)"
 echo "machine: $ncores cores ($cpu_model), ${mem_gib} GiB, load average $(cut -d' ' -f1-3 /proc/loadavg); shared: loadgen runs on the same cores"
@@ -408,9 +439,95 @@ if want 100k; then
   fi
 fi
 
+# --- reconnect storm (ours) --------------------------------------------------------------
+# Three frontends of their own: A holds $STORM_VIEWERS viewers (loadgen processes of at
+# most $STORM_PER_PROC, each --failover over A,B,C: as behind a load balancer, a viewer
+# whose connect fails goes to a live node); B and C hold $STORM_OWN viewers of the same
+# videos (a separate process measuring latency per window). Comments flow at
+# $STORM_COMMENTS/s from the first storm process. One window of $STORM_WINDOW s before the
+# kill, then A is killed with -9 and one window during the storm. Figures from the
+# loadgen results (viewers.recovery, loss, duplicates) and the survivors' /metrics.
+if want storm; then
+  sd="$run_dir/storm"
+  start_frontend storm-a "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sa_pid=$fe_pid; sa_url=$fe_url
+  start_frontend storm-b "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sb_pid=$fe_pid; sb_url=$fe_url
+  start_frontend storm-c "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sc_pid=$fe_pid; sc_url=$fe_url
+  procs=$(( (STORM_VIEWERS + STORM_PER_PROC - 1) / STORM_PER_PROC ))
+  per=$(( (STORM_VIEWERS + procs - 1) / procs ))
+  rate=2000; margin=8; $quick && margin=4
+  start_at=$(( $(date +%s) + (per > STORM_OWN ? per : STORM_OWN) / rate + margin ))
+  kill_at=$(( start_at + STORM_WINDOW ))
+  storm_pids="survivor-b:$sb_pid,survivor-c:$sc_pid,publisher:$pub_pid,nats:$nats_pid"
+  echo "▶ reconnect storm: kill -$STORM_SIGNAL a frontend holding $STORM_VIEWERS viewers of $STORM_VIDEOS videos ($procs loadgen processes), $STORM_COMMENTS comments/s; the 2 survivors hold $STORM_OWN viewers of their own"
+  t0=$SECONDS; lg_pids=()
+  "$LG" viewers --label storm-own/ours --videos "$STORM_VIDEOS" --video-prefix storm \
+    --viewers "$STORM_OWN" --source-ips 127.0.0.9 --connect-rate "$rate" \
+    --frontend "$sb_url,$sc_url" --start-at "$start_at" --duration "${STORM_WINDOW}s" --windows 2 \
+    --server-pids "$storm_pids" --quiet --json-out "$sd/own.json" \
+    >"$logs/storm-own.out" 2>"$logs/storm-own.log" &
+  own_pid=$!; pids+=("$own_pid")
+  for ((p=0; p<procs; p++)); do
+    offset=$((p * per)); n=$((STORM_VIEWERS - offset)); [ "$n" -gt "$per" ] && n=$per
+    common=(--label storm/ours --videos "$STORM_VIDEOS" --video-prefix storm --viewers "$n"
+            --viewer-offset "$offset" --source-ips "127.0.0.$((10 + p))" --connect-rate "$rate"
+            --frontend "$sa_url,$sb_url,$sc_url" --failover --start-at "$start_at"
+            --duration "$((2 * STORM_WINDOW))s" --drain 3s --quiet --json-out "$sd/part-$p.json")
+    if [ "$p" -eq 0 ]; then
+      "$LG" run "${common[@]}" --comments-per-sec "$STORM_COMMENTS" --likes-per-sec 0 \
+        --users 1000 "${ours_pub[@]}" >"$logs/storm-$p.out" 2>"$logs/storm-$p.log" &
+    else
+      "$LG" viewers "${common[@]}" >"$logs/storm-$p.out" 2>"$logs/storm-$p.log" &
+    fi
+    lg_pids+=($!); pids+=($!)
+  done
+  while [ "$(date +%s)" -lt "$kill_at" ]; do sleep 0.05; done
+  for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-before.txt" || true; done
+  kill_ms=$(date +%s%3N)
+  kill -"$STORM_SIGNAL" "$sa_pid"; wait "$sa_pid" 2>/dev/null || true   # (no "Killed" line)
+  load_at_kill=$(cut -d' ' -f1-3 /proc/loadavg)
+  storm_ok=true
+  for p in "${lg_pids[@]}" "$own_pid"; do wait "$p" || storm_ok=false; done
+  for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-after.txt" || true; done
+  if $storm_ok && "$LG" merge "$sd"/part-*.json --json-out "$sd/storm.json" \
+       >"$logs/storm-merge.out" 2>"$logs/storm-merge.log"; then
+    echo "  done in $((SECONDS - t0)) s"
+    # A counter's per-label sums over both survivors' scrapes.
+    series() { awk -v n="$1" 'index($1, n "{") == 1 { split($1, a, "\""); s[a[2]] += $2 }
+                             END { for (k in s) print k, s[k] }' "$2" | sort; }
+    delta() { # name → "label before→after (+d)" per label, and the total increase
+      join -a1 -a2 -e 0 -o 0,1.2,2.2 <(series "$1" "$sd/metrics-before.txt") \
+        <(series "$1" "$sd/metrics-after.txt") |
+        awk '{ d = $3 - $2; t += d; printf "%s +%d, ", $1, d } END { printf "total +%d", t }'; }
+    jq -r --argjson kill "$kill_ms" '
+      .viewers as $v | $v.recovery as $r |
+      "  storm viewers: \($v.target) on the killed node (\($v.connected_at_start) open at the window start), \($v.connected_at_end) open at the end",
+      "  streams broken: \($r.dropped) (first \(($r.first_drop_ms - $kill)) ms after the kill)",
+      "  kill → last viewer reconnected: \((($r.last_reconnect_ms - $kill) / 1000 * 100 | round) / 100) s (\($r.reconnected) of \($r.dropped) back)",
+      "  kill → last viewer caught up:   \((($r.last_caught_up_ms - $kill) / 1000 * 100 | round) / 100) s (\($r.caught_up) of \($r.dropped); longest outage \($r.max_caught_up_ms) ms)",
+      "  comments: expected \(.loss.expected), lost \(.loss.lost), extra \(.loss.extra), duplicates \($v.counts.duplicates); accepted \(.publish.comments.accepted) of \(.publish.comments.sent) sent",
+      "  storm viewers comment latency (whole window, outage included): p50 \($v.latency.p50_ms | round) ms, p99 \($v.latency.p99_ms | round) ms, max \($v.latency.max_ms | round) ms"
+    ' "$sd/storm.json" | tee "$sd/figures.txt"
+    jq -r -s '
+      "  survivors own viewers, p50 / p99 / max (ms): before the kill \(.[0].viewers.latency | "\(.p50_ms | round) / \(.p99_ms | round) / \(.max_ms | round)") (\(.[0].viewers.latency.count) comments); during the storm \(.[1].viewers.latency | "\(.p50_ms | round) / \(.p99_ms | round) / \(.max_ms | round)") (\(.[1].viewers.latency.count) comments); duplicates \(.[0].viewers.counts.duplicates + .[1].viewers.counts.duplicates)",
+      "  survivors CPU % of a core before / during: \(.[0].server | map("\(.name) \(.cpu_percent | round)") | join(", ")) / \(.[1].server | map("\(.name) \(.cpu_percent | round)") | join(", "))"
+    ' "$sd/own.json" | tee -a "$sd/figures.txt"
+    { echo "  survivors' JetStream history reads during the storm: $(delta frontend_history_reads_total)"
+      echo "  survivors' resumes by source: $(delta frontend_resumes_total)"
+      echo "  load average at the kill: $load_at_kill; SIG$STORM_SIGNAL; frontends' flags: --drain 1s ${STORM_FRONTEND_ARGS:-(retry: window 2–10 s, the defaults)}"
+    } | tee -a "$sd/figures.txt"
+  else
+    echo "  FAILED after $((SECONDS - t0)) s: see $logs/storm-*.log"; ok=false
+  fi
+  for p in "$sb_pid" "$sc_pid"; do stop_pid "$p"; done
+fi
+
 # --- the table and the plot --------------------------------------------------------------
 cmd="scripts/bench.sh${*:+ $*}"
 note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always); reference = bench/reference (tokio broadcast, no NATS, no storage; latency from loadgen's send, like nchan's; ours from the publisher's acceptance, before the durable write). Command: \`$cmd\`."
+if ! want_table; then
+  echo "storm figures: $run_dir/storm/figures.txt  logs: $logs"
+  $ok; exit
+fi
 echo
 "$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
 plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"
