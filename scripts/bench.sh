@@ -22,8 +22,8 @@
 #                                     their retry:. Prints the time to the last viewer back
 #                                     and caught up, comments lost and duplicated, the
 #                                     survivors' JetStream reads, and the p99 of the
-#                                     survivors' own $STORM_OWN viewers (1,000) before and
-#                                     during the storm (STORM_SIGNAL=TERM: a graceful stop;
+#                                     survivors' own $STORM_OWN viewers (1,000, of all the
+#                                     videos but one) before and during the storm (STORM_SIGNAL=TERM: a graceful stop;
 #                                     STORM_FRONTEND_ARGS: extra frontend flags)
 #   BENCH_PARTITIONS=4 (publisher and frontend --partitions), BENCH_LIKE_BATCH=100 (likes
 #   per LikeBatch in the batched-likes row)
@@ -443,7 +443,8 @@ fi
 # Three frontends of their own: A holds $STORM_VIEWERS viewers (loadgen processes of at
 # most $STORM_PER_PROC, each --failover over A,B,C: as behind a load balancer, a viewer
 # whose connect fails goes to a live node); B and C hold $STORM_OWN viewers of the same
-# videos (a separate process measuring latency per window). Comments flow at
+# videos but the last (a separate process measuring latency per window), so the storm
+# resumes into rooms whose rings reach back and, for the last video, into rooms it opens. Comments flow at
 # $STORM_COMMENTS/s from the first storm process. One window of $STORM_WINDOW s before the
 # kill, then A is killed with -9 and one window during the storm. Figures from the
 # loadgen results (viewers.recovery, loss, duplicates) and the survivors' /metrics.
@@ -460,7 +461,8 @@ if want storm; then
   storm_pids="survivor-b:$sb_pid,survivor-c:$sc_pid,publisher:$pub_pid,nats:$nats_pid"
   echo "▶ reconnect storm: kill -$STORM_SIGNAL a frontend holding $STORM_VIEWERS viewers of $STORM_VIDEOS videos ($procs loadgen processes), $STORM_COMMENTS comments/s; the 2 survivors hold $STORM_OWN viewers of their own"
   t0=$SECONDS; lg_pids=()
-  "$LG" viewers --label storm-own/ours --videos "$STORM_VIDEOS" --video-prefix storm \
+  own_ids=$(seq -f "storm%04g" 0 $((STORM_VIDEOS > 1 ? STORM_VIDEOS - 2 : 0)) | paste -sd,)
+  "$LG" viewers --label storm-own/ours --video-ids "$own_ids" \
     --viewers "$STORM_OWN" --source-ips 127.0.0.9 --connect-rate "$rate" \
     --frontend "$sb_url,$sc_url" --start-at "$start_at" --duration "${STORM_WINDOW}s" --windows 2 \
     --server-pids "$storm_pids" --quiet --json-out "$sd/own.json" \
@@ -482,12 +484,15 @@ if want storm; then
   done
   while [ "$(date +%s)" -lt "$kill_at" ]; do sleep 0.05; done
   for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-before.txt" || true; done
+  overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print $c["ListenOverflows"] }' /proc/net/netstat; }
+  overflows_before=$(overflows)
   kill_ms=$(date +%s%3N)
   kill -"$STORM_SIGNAL" "$sa_pid"; wait "$sa_pid" 2>/dev/null || true   # (no "Killed" line)
   load_at_kill=$(cut -d' ' -f1-3 /proc/loadavg)
   storm_ok=true
   for p in "${lg_pids[@]}" "$own_pid"; do wait "$p" || storm_ok=false; done
   for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-after.txt" || true; done
+  overflows_after=$(overflows)
   if $storm_ok && "$LG" merge "$sd"/part-*.json --json-out "$sd/storm.json" \
        >"$logs/storm-merge.out" 2>"$logs/storm-merge.log"; then
     echo "  done in $((SECONDS - t0)) s"
@@ -513,6 +518,7 @@ if want storm; then
     ' "$sd/own.json" | tee -a "$sd/figures.txt"
     { echo "  survivors' JetStream history reads during the storm: $(delta frontend_history_reads_total)"
       echo "  survivors' resumes by source: $(delta frontend_resumes_total)"
+      echo "  accept queue overflows (SYNs dropped, machine-wide) during the storm: $((overflows_after - overflows_before))"
       echo "  load average at the kill: $load_at_kill; SIG$STORM_SIGNAL; frontends' flags: --drain 1s ${STORM_FRONTEND_ARGS:-(retry: window 2–10 s, the defaults)}"
     } | tee -a "$sd/figures.txt"
   else
