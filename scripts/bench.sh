@@ -6,14 +6,26 @@
 # (git-ignored); every process it starts is stopped at the end, by pid.
 #
 #   scripts/bench.sh                  idle memory, fan-out, many videos (also with 1 partition),
-#                                     comment ingest, likes ingest (single and batched), the
-#                                     capacity table from what was measured, and fleet
+#                                     comment ingest, likes ingest (single and batched), a
+#                                     reconnect storm, the capacity table from what was
+#                                     measured, and fleet
 #   scripts/bench.sh --quick          a smoke run: a few hundred viewers, 2 steps (< 2 min)
 #   scripts/bench.sh --with-100k      also 100k viewers over 6 frontends (ours only; its load:
 #                                     $BENCH_100K_COMMENTS comments/s, 500, and
 #                                     $BENCH_100K_LIKES likes/s, 1000)
 #   scripts/bench.sh --only fanout,idle   just these (idle, fanout, many, ingest, likes,
-#                                     batch, 100k, fleet)
+#                                     batch, storm, 100k, fleet)
+#   scripts/bench.sh --only=storm     a reconnect storm: a frontend holding $STORM_VIEWERS
+#                                     viewers (10,000; --quick 1,000) of $STORM_VIDEOS videos
+#                                     (5) killed with -9 while $STORM_COMMENTS comments/s (50)
+#                                     flow; its viewers come back to the 2 survivors after
+#                                     their retry:. Prints the time to the last viewer back
+#                                     and caught up, comments lost and duplicated, the
+#                                     survivors' JetStream reads, and the p99 of the
+#                                     survivors' own $STORM_OWN viewers (1,000, of all the
+#                                     videos but one) before and during the storm
+#                                     (STORM_SIGNAL=TERM: a graceful stop;
+#                                     STORM_FRONTEND_ARGS: extra frontend flags)
 #   scripts/bench.sh --only=fleet     many frontends: for each fleet size F, F frontends
 #                                     with the same videos, idle viewers on each; NATS
 #                                     msgs/s and CPU per frontend, of the nats-server and of
@@ -24,7 +36,8 @@
 #   (viewers of each video on each frontend; 1), FLEET_WARMUP=5 (s, 3), FLEET_WINDOW=10 (s, 5)
 #
 # A full run (not --quick, not --only) also copies the tables and plots to docs/bench/.
-# Installs nginx + libnginx-mod-nchan with apt-get if missing (needs root; not for fleet).
+# Installs nginx + libnginx-mod-nchan with apt-get if missing and a scenario compares with
+# it (needs root).
 # Numbers come from a shared 2-core machine: the load generator runs on the same cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,24 +52,26 @@ for arg in "$@"; do
     --with-100k) with100k=true ;;
     --only=*) only="${arg#--only=}" ;;
     --only) only="__next__" ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *)
       if [ "$only" = "__next__" ]; then only="$arg"
       else echo "unknown argument: $arg (see --help)" >&2; exit 64; fi ;;
   esac
 done
 [ "$only" = "__next__" ] && { echo "--only needs a list, e.g. --only fanout,idle" >&2; exit 64; }
-scenarios="${only:-idle,fanout,many,ingest,likes,batch,fleet}"
+scenarios="${only:-idle,fanout,many,ingest,likes,batch,storm,fleet}"
 $with100k && [ -z "$only" ] && scenarios="$scenarios,100k"
 for s in ${scenarios//,/ }; do
-  case "$s" in idle|fanout|many|ingest|likes|batch|100k|fleet) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case "$s" in idle|fanout|many|ingest|likes|batch|storm|100k|fleet) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 want() { [[ ",$scenarios," == *",$1,"* ]]; }
 # The shared servers (ours, nginx + nchan) are started only for the scenarios that use
 # them: fleet starts its own nats-server, publisher and frontends for each fleet size.
-need_ours=false; need_nchan=false
-for s in idle fanout many ingest likes batch 100k; do want "$s" && need_ours=true; done
+need_ours=false; need_nchan=false; need_table=false
+for s in idle fanout many ingest likes batch 100k storm; do want "$s" && need_ours=true; done
 for s in idle fanout many ingest; do want "$s" && need_nchan=true; done
+# Scenarios whose results go into the table (storm and fleet print their own figures).
+for s in idle fanout many ingest likes batch 100k; do want "$s" && need_table=true; done
 
 # --- sizes -------------------------------------------------------------------------------
 PARTITIONS=${BENCH_PARTITIONS:-4}
@@ -74,6 +89,7 @@ if $quick; then
   FLEET_SIZES=${FLEET_SIZES:-2,4}; FLEET_VIDEOS=${FLEET_VIDEOS:-20}
   FLEET_VIEWERS_PER_VIDEO=${FLEET_VIEWERS_PER_VIDEO:-1}; FLEET_WARMUP=${FLEET_WARMUP:-3}
   FLEET_WINDOW=${FLEET_WINDOW:-5}
+  STORM_VIEWERS=${STORM_VIEWERS:-1000}; STORM_OWN=${STORM_OWN:-200}
 else
   VIEWERS=10000; CONNECT_RATE=2000; WARMUP=2s; STEP=6s; DRAIN=2s
   FANOUT_STEPS=2,5,10,20,40,60,80,100,160,320,640
@@ -90,7 +106,17 @@ else
   FLEET_SIZES=${FLEET_SIZES:-4,8,16,32}; FLEET_VIDEOS=${FLEET_VIDEOS:-100}
   FLEET_VIEWERS_PER_VIDEO=${FLEET_VIEWERS_PER_VIDEO:-2}; FLEET_WARMUP=${FLEET_WARMUP:-5}
   FLEET_WINDOW=${FLEET_WINDOW:-10}
+  STORM_VIEWERS=${STORM_VIEWERS:-10000}; STORM_OWN=${STORM_OWN:-1000}
 fi
+# The storm: videos, comments/s over all of them, the length of each survivors' window
+# (before the kill, during the storm: more than the frontends' --retry-max, 10 s), viewers
+# per loadgen process (open files are capped per process).
+STORM_VIDEOS=${STORM_VIDEOS:-5}; STORM_COMMENTS=${STORM_COMMENTS:-50}; STORM_WINDOW=${STORM_WINDOW:-12}
+STORM_PER_PROC=${STORM_PER_PROC:-5000}
+# How A stops (KILL, or TERM for a graceful stop: streams end spread over --drain), and
+# extra flags of the storm's frontends (e.g. "--retry-min 2s --retry-max 4s"; keep
+# STORM_WINDOW above --retry-max + --drain).
+STORM_SIGNAL=${STORM_SIGNAL:-KILL}; read -r -a STORM_FE_ARGS <<<"${STORM_FRONTEND_ARGS:-}"
 for v in FLEET_VIDEOS FLEET_VIEWERS_PER_VIDEO FLEET_WARMUP FLEET_WINDOW; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer" >&2; exit 64; }
 done
@@ -101,8 +127,8 @@ run_dir="$root/.run/bench"
 res="$run_dir/results"
 logs="$run_dir/logs"
 rm -rf "$res" "$logs" "$run_dir"/jetstream* "$run_dir/nginx" "$run_dir/100k" "$run_dir/bench.svg" \
-  "$run_dir/fleet" "$run_dir"/fleet.*
-mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k" "$run_dir/fleet"
+  "$run_dir/fleet" "$run_dir"/fleet.* "$run_dir/storm"
+mkdir -p "$res" "$logs" "$run_dir/nginx/tmp" "$run_dir/100k" "$run_dir/fleet" "$run_dir/storm"
 
 # --- what it needs -----------------------------------------------------------------------
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
@@ -186,10 +212,10 @@ start_publisher() { # name partitions → sets pub_pid, pub_url
   pub_url="http://127.0.0.1:$port"
   wait_http "$pub_url/healthz"
 }
-start_frontend() { # name [partitions] → sets fe_pid, fe_url (the last started NATS and publisher)
+start_frontend() { # name [partitions [flags…]] → sets fe_pid, fe_url (the last started NATS and publisher)
   local port; port=$(free_port)
   "$bin/frontend" --listen "127.0.0.1:$port" --nats "$nats_url" --publisher-url "$pub_url" \
-    --partitions "${2:-$PARTITIONS}" --drain 1s >"$logs/$1.log" 2>&1 &
+    --partitions "${2:-$PARTITIONS}" --drain 1s "${@:3}" >"$logs/$1.log" 2>&1 &
   fe_pid=$!; pids+=("$fe_pid")
   fe_url="http://127.0.0.1:$port"
   wait_http "$fe_url/healthz"
@@ -438,6 +464,94 @@ if want 100k; then
   fi
 fi
 
+# --- reconnect storm (ours) --------------------------------------------------------------
+# Three frontends of their own: A holds $STORM_VIEWERS viewers (loadgen processes of at
+# most $STORM_PER_PROC, each --failover over A,B,C: as behind a load balancer, a viewer
+# whose connect fails goes to a live node); B and C hold $STORM_OWN viewers of the same
+# videos but the last (a separate process measuring latency per window), so the storm
+# resumes into rooms whose rings reach back and, for the last video, into rooms it opens. Comments flow at
+# $STORM_COMMENTS/s from the first storm process. One window of $STORM_WINDOW s before the
+# kill, then A is killed with -9 and one window during the storm. Figures from the
+# loadgen results (viewers.recovery, loss, duplicates) and the survivors' /metrics.
+if want storm; then
+  sd="$run_dir/storm"
+  start_frontend storm-a "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sa_pid=$fe_pid; sa_url=$fe_url
+  start_frontend storm-b "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sb_pid=$fe_pid; sb_url=$fe_url
+  start_frontend storm-c "$PARTITIONS" "${STORM_FE_ARGS[@]}"; sc_pid=$fe_pid; sc_url=$fe_url
+  procs=$(( (STORM_VIEWERS + STORM_PER_PROC - 1) / STORM_PER_PROC ))
+  per=$(( (STORM_VIEWERS + procs - 1) / procs ))
+  rate=2000; margin=8; $quick && margin=4
+  start_at=$(( $(date +%s) + (per > STORM_OWN ? per : STORM_OWN) / rate + margin ))
+  kill_at=$(( start_at + STORM_WINDOW ))
+  storm_pids="survivor-b:$sb_pid,survivor-c:$sc_pid,publisher:$pub_pid,nats:$nats_pid"
+  echo "▶ reconnect storm: kill -$STORM_SIGNAL a frontend holding $STORM_VIEWERS viewers of $STORM_VIDEOS videos ($procs loadgen processes), $STORM_COMMENTS comments/s; the 2 survivors hold $STORM_OWN viewers of their own"
+  t0=$SECONDS; lg_pids=()
+  own_ids=$(seq -f "storm%04g" 0 $((STORM_VIDEOS > 1 ? STORM_VIDEOS - 2 : 0)) | paste -sd,)
+  "$LG" viewers --label storm-own/ours --video-ids "$own_ids" \
+    --viewers "$STORM_OWN" --source-ips 127.0.0.9 --connect-rate "$rate" \
+    --frontend "$sb_url,$sc_url" --start-at "$start_at" --duration "${STORM_WINDOW}s" --windows 2 \
+    --server-pids "$storm_pids" --quiet --json-out "$sd/own.json" \
+    >"$logs/storm-own.out" 2>"$logs/storm-own.log" &
+  own_pid=$!; pids+=("$own_pid")
+  for ((p=0; p<procs; p++)); do
+    offset=$((p * per)); n=$((STORM_VIEWERS - offset)); [ "$n" -gt "$per" ] && n=$per
+    common=(--label storm/ours --videos "$STORM_VIDEOS" --video-prefix storm --viewers "$n"
+            --viewer-offset "$offset" --source-ips "127.0.0.$((10 + p))" --connect-rate "$rate"
+            --frontend "$sa_url,$sb_url,$sc_url" --failover --start-at "$start_at"
+            --duration "$((2 * STORM_WINDOW))s" --drain 3s --quiet --json-out "$sd/part-$p.json")
+    if [ "$p" -eq 0 ]; then
+      "$LG" run "${common[@]}" --comments-per-sec "$STORM_COMMENTS" --likes-per-sec 0 \
+        --users 1000 "${ours_pub[@]}" >"$logs/storm-$p.out" 2>"$logs/storm-$p.log" &
+    else
+      "$LG" viewers "${common[@]}" >"$logs/storm-$p.out" 2>"$logs/storm-$p.log" &
+    fi
+    lg_pids+=($!); pids+=($!)
+  done
+  while [ "$(date +%s)" -lt "$kill_at" ]; do sleep 0.05; done
+  for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-before.txt" || true; done
+  overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print $c["ListenOverflows"] }' /proc/net/netstat; }
+  overflows_before=$(overflows)
+  kill_ms=$(date +%s%3N)
+  kill -"$STORM_SIGNAL" "$sa_pid"; wait "$sa_pid" 2>/dev/null || true   # (no "Killed" line)
+  load_at_kill=$(cut -d' ' -f1-3 /proc/loadavg)
+  storm_ok=true
+  for p in "${lg_pids[@]}" "$own_pid"; do wait "$p" || storm_ok=false; done
+  for u in "$sb_url" "$sc_url"; do curl -fs "$u/metrics" >>"$sd/metrics-after.txt" || true; done
+  overflows_after=$(overflows)
+  if $storm_ok && "$LG" merge "$sd"/part-*.json --json-out "$sd/storm.json" \
+       >"$logs/storm-merge.out" 2>"$logs/storm-merge.log"; then
+    echo "  done in $((SECONDS - t0)) s"
+    # A counter's per-label sums over both survivors' scrapes.
+    series() { awk -v n="$1" 'index($1, n "{") == 1 { split($1, a, "\""); s[a[2]] += $2 }
+                             END { for (k in s) print k, s[k] }' "$2" | sort; }
+    delta() { # name → "label before→after (+d)" per label, and the total increase
+      join -a1 -a2 -e 0 -o 0,1.2,2.2 <(series "$1" "$sd/metrics-before.txt") \
+        <(series "$1" "$sd/metrics-after.txt") |
+        awk '{ d = $3 - $2; t += d; printf "%s +%d, ", $1, d } END { printf "total +%d", t }'; }
+    jq -r --argjson kill "$kill_ms" '
+      .viewers as $v | $v.recovery as $r |
+      "  storm viewers: \($v.target) on the killed node (\($v.connected_at_start) open at the window start), \($v.connected_at_end) open at the end",
+      "  streams broken: \($r.dropped) (first \(($r.first_drop_ms - $kill)) ms after the kill)",
+      "  kill → last viewer reconnected: \((($r.last_reconnect_ms - $kill) / 1000 * 100 | round) / 100) s (\($r.reconnected) of \($r.dropped) back)",
+      "  kill → last viewer caught up:   \((($r.last_caught_up_ms - $kill) / 1000 * 100 | round) / 100) s (\($r.caught_up) of \($r.dropped); longest outage \($r.max_caught_up_ms) ms)",
+      "  comments: expected \(.loss.expected), lost \(.loss.lost), extra \(.loss.extra), duplicates \($v.counts.duplicates); accepted \(.publish.comments.accepted) of \(.publish.comments.sent) sent",
+      "  storm viewers comment latency (whole window, outage included): p50 \($v.latency.p50_ms | round) ms, p99 \($v.latency.p99_ms | round) ms, max \($v.latency.max_ms | round) ms"
+    ' "$sd/storm.json" | tee "$sd/figures.txt"
+    jq -r -s '
+      "  survivors own viewers, p50 / p99 / max (ms): before the kill \(.[0].viewers.latency | "\(.p50_ms | round) / \(.p99_ms | round) / \(.max_ms | round)") (\(.[0].viewers.latency.count) comments); during the storm \(.[1].viewers.latency | "\(.p50_ms | round) / \(.p99_ms | round) / \(.max_ms | round)") (\(.[1].viewers.latency.count) comments); duplicates \(.[0].viewers.counts.duplicates + .[1].viewers.counts.duplicates)",
+      "  survivors CPU % of a core before / during: \(.[0].server | map("\(.name) \(.cpu_percent | round)") | join(", ")) / \(.[1].server | map("\(.name) \(.cpu_percent | round)") | join(", "))"
+    ' "$sd/own.json" | tee -a "$sd/figures.txt"
+    { echo "  survivors' JetStream history reads during the storm: $(delta frontend_history_reads_total)"
+      echo "  survivors' resumes by source: $(delta frontend_resumes_total)"
+      echo "  accept queue overflows (SYNs dropped, machine-wide) during the storm: $((overflows_after - overflows_before))"
+      echo "  load average at the kill: $load_at_kill; SIG$STORM_SIGNAL; frontends' flags: --drain 1s ${STORM_FRONTEND_ARGS:-(retry: window 2–10 s, the defaults)}"
+    } | tee -a "$sd/figures.txt"
+  else
+    echo "  FAILED after $((SECONDS - t0)) s: see $logs/storm-*.log"; ok=false
+  fi
+  for p in "$sb_pid" "$sc_pid"; do stop_pid "$p"; done
+fi
+
 # --- fleet (ours): what a frontend costs as the fleet grows ------------------------------
 # For each size F of $FLEET_SIZES: a fresh nats-server (nats/local.conf, JetStream) and
 # publisher, F frontends, and the same $FLEET_VIDEOS videos on every frontend, each watched
@@ -524,7 +638,10 @@ fi
 # --- the table and the plot --------------------------------------------------------------
 cmd="scripts/bench.sh${*:+ $*}"
 note="Measured $(date -u '+%Y-%m-%d %H:%M UTC') on a shared ${ncores}-core machine ($cpu_model, ${mem_gib} GiB): servers and load generator on the same cores, other work possibly beside them; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. nginx $nginx_v + nchan $nchan_v (2 workers), nats-server $nats_v (JetStream, sync_interval always); reference = bench/reference (tokio broadcast, no NATS, no storage; latency from loadgen's send, like nchan's; ours from the publisher's acceptance, before the durable write). Command: \`$cmd\`."
-if $need_ours; then
+if want storm; then
+  echo "storm figures: $run_dir/storm/figures.txt"
+fi
+if $need_table; then
   echo
   "$BR" summary --dir "$res" --md-out "$run_dir/bench.md" --svg-out "$run_dir/bench.svg" --note "$note"
   plot="$run_dir/bench.svg"; [ -f "$plot" ] || plot="(none: no fan-out results)"

@@ -75,6 +75,48 @@ pub struct ViewerReport {
     pub likes_latency_hist: String,
     /// (like, sampled viewer) pairs where the viewer saw no total including the like.
     pub likes_unseen: u64,
+    /// Streams that broke while measuring (a frontend killed) and how the viewers came
+    /// back, over the run so far (not reset per window).
+    pub recovery: Recovery,
+}
+
+/// How viewers whose open stream ended came back: reconnected (a stream open again,
+/// on whichever frontend) and caught up (they received a comment accepted after their
+/// stream ended, so nothing before it was missing: ids are checked for gaps and
+/// duplicates separately). One viewer counts once per outage.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recovery {
+    /// Outages: open streams that ended.
+    pub dropped: u64,
+    /// Of them, those whose viewer had a stream open again / was caught up.
+    pub reconnected: u64,
+    pub caught_up: u64,
+    /// UNIX ms of the first outage's start, of the last reconnect and of the last
+    /// catch-up (0: none).
+    pub first_drop_ms: u64,
+    pub last_reconnect_ms: u64,
+    pub last_caught_up_ms: u64,
+    /// The longest time from a stream's end to its viewer's reconnect / catch-up, ms.
+    pub max_reconnect_ms: u64,
+    pub max_caught_up_ms: u64,
+}
+
+impl Recovery {
+    /// Both processes' outages together.
+    pub fn merge(&mut self, o: &Recovery) {
+        self.first_drop_ms = match (self.first_drop_ms, o.first_drop_ms) {
+            (0, x) | (x, 0) => x,
+            (a, b) => a.min(b),
+        };
+        self.dropped += o.dropped;
+        self.reconnected += o.reconnected;
+        self.caught_up += o.caught_up;
+        self.last_reconnect_ms = self.last_reconnect_ms.max(o.last_reconnect_ms);
+        self.last_caught_up_ms = self.last_caught_up_ms.max(o.last_caught_up_ms);
+        self.max_reconnect_ms = self.max_reconnect_ms.max(o.max_reconnect_ms);
+        self.max_caught_up_ms = self.max_caught_up_ms.max(o.max_caught_up_ms);
+    }
 }
 
 /// Per-video tallies for the loss computation.
@@ -235,6 +277,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         v.latency_hist = merge_hists(&v.latency_hist, &o.latency_hist)?;
         v.likes_latency_hist = merge_hists(&v.likes_latency_hist, &o.likes_latency_hist)?;
         v.likes_unseen += o.likes_unseen;
+        v.recovery.merge(&o.recovery);
         for vc in &r.videos {
             let e = videos
                 .entry(vc.video.clone())
@@ -320,6 +363,22 @@ impl Report {
                 ),
             );
             row("comment latency ms", fmt_latency(&v.latency));
+            let rec = &v.recovery;
+            if rec.dropped > 0 {
+                let after = |t: u64| t.saturating_sub(rec.first_drop_ms) as f64 / 1e3;
+                row(
+                    "streams broken, back",
+                    format!(
+                        "{} broken; {} reconnected (last {:.2} s after the first break), {} caught up (last {:.2} s after); longest outage {} ms",
+                        rec.dropped,
+                        rec.reconnected,
+                        after(rec.last_reconnect_ms),
+                        rec.caught_up,
+                        after(rec.last_caught_up_ms),
+                        rec.max_caught_up_ms
+                    ),
+                );
+            }
             row(
                 "likes events",
                 format!("{} (sum of counts {})", c.likes_events, c.likes_sum),
@@ -481,6 +540,36 @@ fn fmt_latency(l: &Latency) -> String {
 mod tests {
     use super::*;
     use crate::hist;
+
+    #[test]
+    fn recoveries_merge_earliest_break_and_latest_return() {
+        let mut a = Recovery {
+            dropped: 2,
+            reconnected: 2,
+            caught_up: 1,
+            first_drop_ms: 1_000,
+            last_reconnect_ms: 5_000,
+            last_caught_up_ms: 4_000,
+            max_reconnect_ms: 4_000,
+            max_caught_up_ms: 3_000,
+        };
+        a.merge(&Recovery::default());
+        assert_eq!(
+            a.first_drop_ms, 1_000,
+            "a process without outages changes nothing"
+        );
+        a.merge(&Recovery {
+            dropped: 1,
+            caught_up: 1,
+            first_drop_ms: 900,
+            last_caught_up_ms: 9_000,
+            max_caught_up_ms: 8_100,
+            ..Recovery::default()
+        });
+        assert_eq!((a.dropped, a.reconnected, a.caught_up), (3, 2, 2));
+        assert_eq!((a.first_drop_ms, a.last_caught_up_ms), (900, 9_000));
+        assert_eq!((a.max_reconnect_ms, a.max_caught_up_ms), (4_000, 8_100));
+    }
 
     #[test]
     fn merge_sums_counts_and_histograms() {

@@ -61,9 +61,17 @@ pub struct Config {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
 
-    /// `retry:` sent to viewers: a random value between this and twice this.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// `retry:` sent to viewers is drawn uniformly from [--retry-min, --retry-max], so
+    /// the viewers of a node that dies come back to the others spread over the window:
+    /// V viewers over W = max - min seconds arrive at about V/W connects per second
+    /// (`frontend/src/retry.rs`). `--retry` is the old name of this flag.
+    #[arg(long = "retry-min", alias = "retry", default_value = "2s", value_parser = parse_duration)]
     pub retry: Duration,
+
+    /// The upper end of the `retry:` window (see --retry-min); at least --retry-min, at
+    /// most 10 minutes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub retry_max: Duration,
 
     /// Comments (and other shared frames) a viewer may fall behind before it is
     /// disconnected (it resumes with Last-Event-ID and loses nothing).
@@ -186,7 +194,7 @@ impl Config {
         cli::jwt(&self.verifier_options())?;
         cli::positive("like-interval", self.like_interval)?;
         cli::positive("heartbeat", self.heartbeat)?;
-        cli::positive("retry", self.retry)?;
+        self.retry_window()?;
         cli::positive("write-timeout", self.write_timeout)?;
         cli::at_least("presence-ttl", self.presence_ttl, Duration::from_secs(1))?;
         cli::at_least("viewers-ttl", self.viewers_ttl, Duration::from_secs(3))?;
@@ -245,6 +253,11 @@ impl Config {
         cli::positive("head-timeout", self.head_timeout)?;
         self.cors()?;
         Ok(())
+    }
+
+    /// The `retry:` window, `--retry-min` to `--retry-max`, checked.
+    pub fn retry_window(&self) -> Result<crate::retry::RetryWindow, ConfigError> {
+        crate::retry::RetryWindow::new(self.retry, self.retry_max)
     }
 
     /// The parsed `--cors-origin`.

@@ -28,7 +28,8 @@
 //!   from any node through [`connection::control`]; its `Last-Event-ID` in
 //!   [`connection::cursor`].
 //! - [`sse`]: encoding of events, once per node; [`cursor`]: `Last-Event-ID`;
-//!   [`stats`]: hot-path metric handles.
+//!   [`stats`]: hot-path metric handles; [`retry`]: the `retry:` window both stream
+//!   endpoints draw from.
 
 pub mod audience;
 pub mod bell;
@@ -42,6 +43,7 @@ pub mod node;
 pub mod occupancy;
 pub mod presence;
 pub mod registry;
+pub mod retry;
 pub mod room;
 pub mod sse;
 pub mod stats;
@@ -100,6 +102,16 @@ pub async fn run(
         Some(resets_tx),
     )
     .await?;
+    // The first connection bumps `resets` too, though nothing can have been missed
+    // before it: marked seen here, so a room does not take it for a reconnect and read
+    // its state from JetStream a second time as it opens (3 reads more per room, each
+    // room of a reconnect storm included).
+    let mut resets = resets;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        resets.wait_for(|n| *n > 0),
+    )
+    .await;
     let (stopping_tx, stopping) = watch::channel(false);
     let history = store::JetStreamHistory::new(
         client.clone(),

@@ -50,8 +50,8 @@ pub struct Settings {
     pub replay_buffer: usize,
     /// Comments read from JetStream at most per resume or backfill.
     pub max_replay: usize,
-    /// The `retry:` a stream starts with (randomised up to twice this).
-    pub retry: Duration,
+    /// The window `retry:` is drawn from (`--retry-min`..`--retry-max`).
+    pub retry_window: crate::retry::RetryWindow,
     /// On shutdown, streams end spread over this window.
     pub drain: Duration,
     /// Viewers on this node at most (0: no limit).
@@ -71,7 +71,10 @@ impl From<&Config> for Settings {
             viewer_queue: c.viewer_queue,
             replay_buffer: c.replay_buffer,
             max_replay: c.max_replay,
-            retry: c.retry,
+            retry_window: crate::retry::RetryWindow {
+                min: c.retry,
+                max: c.retry_max.max(c.retry),
+            },
             drain: c.drain,
             max_viewers: c.max_viewers,
             max_rooms: c.max_rooms,

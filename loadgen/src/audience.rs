@@ -43,6 +43,8 @@ pub struct Audience {
     pub recv_buffer: u32,
     pub connect_timeout: Duration,
     pub reconnect: bool,
+    /// `--failover`: start on the first frontend, move on when a connect fails.
+    pub failover: bool,
     pub server: Server,
     /// The first this-many viewers of each video record the likes totals they see.
     pub likes_sample: usize,
@@ -82,6 +84,7 @@ impl Audience {
             recv_buffer: args.recv_buffer,
             connect_timeout: args.connect_timeout.0,
             reconnect: !args.no_reconnect,
+            failover: args.failover,
             server: args.target,
             likes_sample: args.likes_sample,
             slots: (0..args.viewers).map(|_| Slot::default()).collect(),

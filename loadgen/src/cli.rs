@@ -32,6 +32,10 @@ pub enum Cmd {
         /// of a `run` process publishing to these viewers).
         #[arg(long, default_value = "0s")]
         drain: Dur,
+        /// Measure this many windows of --duration back to back (one result each), the
+        /// viewers staying connected: latency before and during an event.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        windows: u32,
     },
     /// Publish comments and likes at a fixed rate (HTTP or NATS).
     Publish {
@@ -188,6 +192,13 @@ pub struct ViewerArgs {
     /// Do not reconnect a viewer whose stream ended.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Treat --frontend as a node and its stand-ins behind a load balancer: every viewer
+    /// starts on the first URL and, when a connection attempt fails, moves on at once to
+    /// the next live one (the others in an order rotated per viewer, so a dead node's
+    /// viewers spread evenly over the rest). Without it viewers are spread over the list
+    /// and keep to their own.
+    #[arg(long)]
+    pub failover: bool,
     /// What serves the viewers: this system, or nginx + nchan (`GET /sub/{video}`; unnamed
     /// events whose JSON has `ts` are comments, counted per viewer, not deduplicated by id).
     #[arg(long, value_enum, default_value_t = Server::Ours)]

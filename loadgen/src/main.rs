@@ -7,6 +7,7 @@ mod audience;
 mod chunked;
 mod cli;
 mod cpu;
+mod failover;
 mod fleet;
 mod ingest;
 mod likes;
@@ -48,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             common,
             viewers,
             drain,
+            windows,
         } => Plan {
             mode: "viewers",
             common,
@@ -55,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             publish: None,
             steps: None,
             drain: drain.0,
+            windows: windows as usize,
         },
         Cmd::Publish {
             common,
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             publish: Some(publish),
             steps: Some(steps),
             drain: Duration::ZERO,
+            windows: 1,
         },
         Cmd::Run {
             common,
@@ -81,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             publish: Some(publish),
             steps: Some(steps),
             drain: drain.0,
+            windows: 1,
         },
     };
     if let Some(v) = &plan.viewers {

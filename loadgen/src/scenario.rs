@@ -33,6 +33,8 @@ pub struct Plan {
     /// Rising rates (publish and run); `None` or empty lists: one window.
     pub steps: Option<StepArgs>,
     pub drain: Duration,
+    /// Windows at least (`viewers --windows`); steps may ask for more.
+    pub windows: usize,
 }
 
 impl Plan {
@@ -49,7 +51,10 @@ impl Plan {
     }
 
     fn windows(&self) -> usize {
-        self.steps.as_ref().map_or(1, StepArgs::count)
+        self.steps
+            .as_ref()
+            .map_or(1, StepArgs::count)
+            .max(self.windows)
     }
 
     /// The comment and like rates of window `i`.
@@ -347,6 +352,7 @@ async fn window(
             encode_hist(&likes_hist)
         },
         likes_unseen,
+        recovery: stats.recovery(),
     };
     Report {
         mode: plan.mode.into(),

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 pub use benchreport::counts::{Counters, Counts};
 pub use benchreport::hist::{MAX_US, new_histogram};
+pub use benchreport::report::Recovery;
 use hdrhistogram::Histogram;
 
 /// Shards of counters and histograms; a viewer uses shard `index % SHARDS`.
@@ -45,6 +46,8 @@ pub struct Shard {
 pub struct Stats {
     pub shards: Box<[Shard]>,
     phase: AtomicU8,
+    /// Broken streams and their viewers' return (rare: one lock per event).
+    recovery: Mutex<Recovery>,
 }
 
 impl Default for Stats {
@@ -57,6 +60,7 @@ impl Default for Stats {
                 })
                 .collect(),
             phase: AtomicU8::new(Phase::Ramp as u8),
+            recovery: Mutex::new(Recovery::default()),
         }
     }
 }
@@ -101,6 +105,44 @@ impl Stats {
             all.add(&*h).expect("same bounds");
         }
         all
+    }
+
+    /// Outages and returns so far.
+    pub fn recovery(&self) -> Recovery {
+        *self.recovery.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_recovery(&self, f: impl FnOnce(&mut Recovery)) {
+        f(&mut self.recovery.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// An open stream ended at `at_ms` (UNIX ms).
+    pub fn stream_broke(&self, at_ms: u64) {
+        self.with_recovery(|r| {
+            r.dropped += 1;
+            if r.first_drop_ms == 0 || at_ms < r.first_drop_ms {
+                r.first_drop_ms = at_ms;
+            }
+        });
+    }
+
+    /// A viewer whose stream broke at `since_ms` has one open again at `at_ms`.
+    pub fn reconnected(&self, since_ms: u64, at_ms: u64) {
+        self.with_recovery(|r| {
+            r.reconnected += 1;
+            r.last_reconnect_ms = r.last_reconnect_ms.max(at_ms);
+            r.max_reconnect_ms = r.max_reconnect_ms.max(at_ms.saturating_sub(since_ms));
+        });
+    }
+
+    /// A viewer whose stream broke at `since_ms` received, at `at_ms`, a comment accepted
+    /// after that: it has everything it missed.
+    pub fn caught_up(&self, since_ms: u64, at_ms: u64) {
+        self.with_recovery(|r| {
+            r.caught_up += 1;
+            r.last_caught_up_ms = r.last_caught_up_ms.max(at_ms);
+            r.max_caught_up_ms = r.max_caught_up_ms.max(at_ms.saturating_sub(since_ms));
+        });
     }
 
     /// Empties the latency histograms (at the start of the measurement window).

@@ -1,6 +1,12 @@
 //! One SSE viewer: a raw HTTP/1.1 GET on a tokio socket bound to a chosen source address,
 //! read with a per-thread buffer (an idle connection holds no read buffer), reconnecting
 //! with `Last-Event-ID` until the task is aborted.
+//!
+//! Like `EventSource`, a viewer whose open stream ended waits exactly the server's
+//! `retry:` before it reconnects (the server jitters it); failed attempts back off. With
+//! `--failover` a failed attempt moves on to the next frontend at once ([`failover`]).
+//! A stream that breaks while measuring is an outage, counted until the viewer is back
+//! and has a comment accepted after the break ([`Stats::stream_broke`]).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -17,8 +23,9 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::audience::{Audience, Slot};
 use crate::cli::Server;
+use crate::failover;
 use crate::response::{Decoder, Fed};
-use crate::stats::{self, Counts, Phase, Shard};
+use crate::stats::{self, Counts, Phase, Shard, Stats};
 use crate::target::Target;
 use sse_parse::Item;
 
@@ -40,19 +47,32 @@ struct State {
     failures: u32,
     /// nchan: the last message's raw `id:` (`time:tag`), to resume from.
     raw_id: Vec<u8>,
+    /// UNIX ms its open stream broke, while measuring, until it has caught up (0: not
+    /// in an outage).
+    down_since_ms: u64,
+    /// In the outage, a stream is open again (its return was counted).
+    back: bool,
 }
 
 /// Runs viewer `i` of the audience until aborted (or its first end, without reconnects).
 pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
     let g = aud.offset + i;
     let video = &aud.videos[g % aud.videos.len()];
-    let target = &aud.targets[(g / aud.videos.len()) % aud.targets.len()];
+    let n = aud.targets.len();
+    let own = (g / aud.videos.len()) % n;
+    // With --failover: the step of this viewer's order it is at (see `failover`).
+    let mut step = 0;
     let source = (!aud.source_ips.is_empty()).then(|| aud.source_ips[g % aud.source_ips.len()]);
     let shard = aud.stats.shard(i);
     let slot = &aud.slots[i];
     let mut st = State::default();
     let mut rng = (g as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     loop {
+        let target = &aud.targets[if aud.failover {
+            failover::target(g, n, step)
+        } else {
+            own
+        }];
         let mut opened = false;
         let result = session(
             &aud,
@@ -71,6 +91,13 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
             tally.disconnects = 1;
             slot.open.store(false, Relaxed);
             st.failures = 0;
+            let phase = aud.stats.phase();
+            if (Phase::Measure..Phase::Done).contains(&phase) && st.down_since_ms == 0 {
+                let now = now_us() / 1000;
+                st.down_since_ms = now;
+                st.back = false;
+                aud.stats.stream_broke(now);
+            }
         } else {
             tally.connect_failures = 1;
             st.failures += 1;
@@ -85,15 +112,29 @@ pub async fn run(aud: std::sync::Arc<Audience>, i: usize) {
         if !aud.reconnect {
             return;
         }
-        // The server's `retry:` (1 s without one), doubled for each of the first two
-        // consecutive failures, at most 10 s, then jittered to 50–150 %.
-        let base = st.retry_ms.unwrap_or(1000).clamp(100, 10_000);
-        let ms = (base << st.failures.min(2)).min(10_000);
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let jittered = ms / 2 + rng % ms.max(1);
-        tokio::time::sleep(Duration::from_millis(jittered)).await;
+        if aud.failover && !opened {
+            step += 1;
+            if failover::try_next_now(st.failures, n) {
+                // As a load balancer would: straight to a live node.
+                continue;
+            }
+        }
+        let wait = match st.retry_ms {
+            // An open stream ended: exactly the server's `retry:`, as `EventSource`
+            // waits (the server jitters it).
+            Some(ms) if opened => ms,
+            // The server's `retry:` (1 s without one), doubled for each of the first two
+            // consecutive failures, at most 10 s, then jittered to 50–150 %.
+            _ => {
+                let base = st.retry_ms.unwrap_or(1000).clamp(100, 10_000);
+                let ms = (base << st.failures.min(2)).min(10_000);
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                ms / 2 + rng % ms.max(1)
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
 
@@ -149,6 +190,7 @@ async fn session(
             Ok(n) => {
                 let mut batch = Batch::new(shard, st, aud.stats.phase() >= Phase::Measure);
                 batch.server = aud.server;
+                batch.recovery = Some(&aud.stats);
                 batch.sample_likes = sampled;
                 batch.tally.bytes = n as u64;
                 let fed = dec.feed(&buf[..n], &mut |item| batch.on_item(item));
@@ -166,6 +208,10 @@ async fn session(
                     *opened = true;
                     slot.open.store(true, Relaxed);
                     shard.counters.connects.fetch_add(1, Relaxed);
+                    if st.down_since_ms > 0 && !st.back {
+                        st.back = true;
+                        aud.stats.reconnected(st.down_since_ms, now_us() / 1000);
+                    }
                 }
                 if fed.ended {
                     return Ok(());
@@ -231,6 +277,8 @@ struct Batch<'a> {
     /// Record the likes totals seen (in the window).
     sample_likes: bool,
     likes_seen: Vec<(u64, u64)>,
+    /// Where an outage's end is counted (none in unit tests).
+    recovery: Option<&'a Stats>,
 }
 
 impl<'a> Batch<'a> {
@@ -246,6 +294,7 @@ impl<'a> Batch<'a> {
             server: Server::Ours,
             sample_likes: false,
             likes_seen: Vec::new(),
+            recovery: None,
         }
     }
 
@@ -330,12 +379,30 @@ impl<'a> Batch<'a> {
         t.comments += 1;
         self.window += u64::from(self.measuring);
         let now = self.now_us();
+        self.outage_over(c.ts, now / 1000);
         let lat = now.saturating_sub((c.ts.max(0.0) * 1000.0) as u64);
         let shard = self.shard;
         let h = self
             .hist
             .get_or_insert_with(|| shard.latency.lock().unwrap_or_else(|e| e.into_inner()));
         stats::record(h, lat);
+    }
+
+    /// A comment accepted at `ts_ms` arrived at `now_ms`: if it was accepted after the
+    /// viewer's stream broke, the viewer has caught up (and is surely back).
+    fn outage_over(&mut self, ts_ms: f64, now_ms: u64) {
+        let since = self.st.down_since_ms;
+        if since == 0 || ts_ms < since as f64 {
+            return;
+        }
+        if let Some(stats) = self.recovery {
+            if !self.st.back {
+                stats.reconnected(since, now_ms);
+            }
+            stats.caught_up(since, now_ms);
+        }
+        self.st.down_since_ms = 0;
+        self.st.back = true;
     }
 
     fn finish(self, slot: &Slot) {
@@ -441,6 +508,29 @@ mod tests {
         let h = shard.latency.lock().unwrap();
         assert_eq!(h.len(), 1);
         assert!(h.max() < 5_000_000, "latency {} µs", h.max());
+    }
+
+    #[test]
+    fn an_outage_ends_with_a_comment_accepted_after_the_break() {
+        let stats = Stats::default();
+        let shard = stats.shard(0);
+        let mut st = State {
+            down_since_ms: 10_000,
+            ..State::default()
+        };
+        stats.stream_broke(10_000);
+        let mut b = Batch::new(shard, &mut st, true);
+        b.recovery = Some(&stats);
+        b.outage_over(9_990.0, 12_000); // replayed, accepted before the break
+        assert_eq!(stats.recovery().caught_up, 0);
+        b.outage_over(10_500.0, 12_500);
+        b.outage_over(10_600.0, 12_600); // over already
+        drop(b);
+        let r = stats.recovery();
+        assert_eq!((r.dropped, r.reconnected, r.caught_up), (1, 1, 1));
+        assert_eq!((r.first_drop_ms, r.last_caught_up_ms), (10_000, 12_500));
+        assert_eq!(r.max_caught_up_ms, 2_500);
+        assert_eq!(st.down_since_ms, 0);
     }
 
     #[test]

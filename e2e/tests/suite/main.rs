@@ -21,5 +21,6 @@ mod security;
 mod shutdown;
 mod slow_viewers;
 mod spine;
+mod storm;
 mod stream;
 mod viewer_counts;

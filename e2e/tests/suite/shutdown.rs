@@ -10,8 +10,11 @@ use testkit::{NatsServer, SseClient};
 async fn sigterm_spreads_the_end_of_the_streams_over_the_drain_window() {
     let nats = NatsServer::start();
     let _publisher = publisher(&nats, |_| {}).await;
-    let (mut fe_proc, fe) =
-        frontend_process(&nats.url(), &["--drain", "2s", "--retry", "1s"]).await;
+    let (mut fe_proc, fe) = frontend_process(
+        &nats.url(),
+        &["--drain", "2s", "--retry-min", "1s", "--retry-max", "2s"],
+    )
+    .await;
 
     let mut retries = Vec::new();
     let mut viewers = Vec::new();

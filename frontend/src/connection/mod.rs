@@ -166,10 +166,7 @@ impl Connection {
     ) -> Result<Connection, ApiError> {
         let node = registry.node().clone();
         let (entry, changes) = connections.register();
-        let retry_ms = {
-            let base = node.settings.retry.as_millis() as u64;
-            rand::rng().random_range(base..=base * 2)
-        };
+        let retry_ms = node.settings.retry_window.pick_ms(&mut rand::rng());
         let heartbeat_every = node.settings.heartbeat;
         let mut conn = Connection {
             id: entry.id().to_owned(),

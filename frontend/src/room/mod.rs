@@ -60,6 +60,10 @@ pub struct Room {
     /// Viewers of this video on this node (entered under the table's lock).
     occupancy: Occupancy,
     queue: usize,
+    /// Held by the one resuming viewer that reads what the ring lacks from JetStream
+    /// and puts it in the ring; the others wait for it and then take it from memory
+    /// (a storm of viewers resuming into a new room costs one read, not one each).
+    backfill: tokio::sync::Mutex<()>,
 }
 
 /// Where the room is in one region's comment sequence.
@@ -128,6 +132,7 @@ impl Room {
             bells: Bells::default(),
             ready: watch::channel(false).0,
             occupancy: Occupancy::default(),
+            backfill: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -246,6 +251,96 @@ impl Room {
         self.send(frame);
     }
 
+    /// Whether history read for a resume can go into the ring for the next ones: one
+    /// region (a replayed frame's `id:` is then exactly the one the room would have
+    /// broadcast) and the ring not full.
+    fn can_prefill(&self, capacity: usize) -> bool {
+        let state = self.state();
+        state.positions.len() == 1 && state.ring.len() < capacity
+    }
+
+    /// Waits for the room's one backfill (see [`Room::backfill`]) if history read for a
+    /// resume can go into the ring; `None` if it cannot (the read is the viewer's own).
+    pub async fn backfill_turn(&self, capacity: usize) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !self.can_prefill(capacity) {
+            return None;
+        }
+        Some(self.backfill.lock().await)
+    }
+
+    /// The ring's comments after `cursor` up to `upto` (per region), if the ring now
+    /// reaches back to `cursor` in every region (another viewer's backfill put them
+    /// there); `None` if it does not.
+    pub fn ring_between(&self, cursor: &[u64], upto: &[u64]) -> Option<Vec<Frame>> {
+        let state = self.state();
+        let covers = cursor
+            .iter()
+            .zip(&state.positions)
+            .all(|(c, p)| *c >= p.complete_since);
+        if !covers {
+            return None;
+        }
+        Some(
+            state
+                .ring
+                .iter()
+                .filter(|f| {
+                    let r = usize::from(f.region);
+                    f.seq > cursor[r] && f.seq <= upto[r]
+                })
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Puts comments read from history in front of the ring: `frames` are every comment
+    /// (not deleted) of the one region with `after < seq <= upto`, where `upto` is where
+    /// the ring was complete since when they were read. Only if the ring still starts
+    /// there, and only as many (the newest) as fit in `capacity`. Returns how many went in.
+    pub fn prefill(&self, after: u64, upto: u64, frames: &[Frame], capacity: usize) -> usize {
+        let mut state = self.state();
+        if state.positions.len() != 1 || state.positions[0].complete_since != upto {
+            return 0;
+        }
+        let fresh: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| f.is_comment() && f.seq > after && f.seq <= upto)
+            .filter(|f| !state.deleted[0].contains(&f.seq))
+            .collect();
+        let room = capacity.saturating_sub(state.ring.len());
+        let skip = fresh.len().saturating_sub(room);
+        let since = if skip == 0 {
+            after
+        } else {
+            fresh[skip - 1].seq
+        };
+        let taken = &fresh[skip..];
+        for f in taken.iter().rev() {
+            state.ring.push_front((*f).clone());
+        }
+        state.positions[0].complete_since = since;
+        taken.len()
+    }
+
+    /// As a room's task leaves a room that opened when `last` was the video's newest
+    /// comment (one region), then broadcast `live` (ring as large as the queue).
+    #[cfg(test)]
+    pub(crate) fn open_at_for_tests(
+        &self,
+        regions: &Regions,
+        last: u64,
+        live: &[(u64, v1::Comment)],
+    ) {
+        self.state().positions[0] = Position {
+            last_seq: last,
+            known: true,
+            complete_since: last,
+        };
+        for (seq, c) in live {
+            self.push_comment(regions, 0, *seq, c, self.queue);
+        }
+    }
+
     /// Whether comment `seq` of region `r` was deleted by a moderator.
     pub fn is_deleted(&self, r: usize, seq: u64) -> bool {
         self.state().deleted[r].contains(&seq)
@@ -360,6 +455,78 @@ mod tests {
         // No cursor: no replay.
         let (_, snap) = room.join(None);
         assert!(snap.ring.is_empty() && snap.covers_cursor);
+    }
+
+    /// A room that opened when the video's newest comment was `last` (as a room's task
+    /// sets it from JetStream), then broadcast `live`.
+    fn opened_at(regions: &Regions, last: u64, live: &[u64], capacity: usize) -> Arc<Room> {
+        let room = Room::new(VideoId::parse("v").unwrap(), 16, 1);
+        room.state().positions[0] = Position {
+            last_seq: last,
+            known: true,
+            complete_since: last,
+        };
+        for &seq in live {
+            room.push_comment(regions, 0, seq, &comment("live"), capacity);
+        }
+        room
+    }
+
+    fn history_frames(regions: &Regions, seqs: &[u64]) -> Vec<Frame> {
+        seqs.iter()
+            .map(|&seq| {
+                let id = regions.comment_id(0, seq);
+                sse::comment("video:v", 0, seq, &id, &id, &comment("old"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_read_for_one_resume_serves_the_next_from_the_ring() {
+        let regions = Regions::single("local");
+        let room = opened_at(&regions, 10, &[12, 14], 8);
+        let (_, snap) = room.join(Some(&[4]));
+        assert!(!snap.covers_cursor, "the new room knows nothing before 10");
+        assert!(room.ring_between(&[4], &[10]).is_none());
+        // The first resuming viewer read 5, 7, 9 (and 3, before its cursor, is left out).
+        let read = history_frames(&regions, &[3, 5, 7, 9]);
+        assert_eq!(room.prefill(4, 10, &read, 8), 3);
+        assert_eq!(room.state().positions[0].complete_since, 4);
+        // The next ones, joined before or after, take it from memory.
+        assert_eq!(seqs(&room.ring_between(&[4], &[10]).unwrap()), [5, 7, 9]);
+        assert_eq!(seqs(&room.ring_between(&[7], &[10]).unwrap()), [9]);
+        assert!(
+            room.ring_between(&[2], &[10]).is_none(),
+            "before what was read"
+        );
+        let (_, snap) = room.join(Some(&[5]));
+        assert!(snap.covers_cursor);
+        assert_eq!(seqs(&snap.ring), [7, 9, 12, 14]);
+        // Live comments push the oldest out as before: 8 fit.
+        for seq in [15, 16, 17, 18] {
+            room.push_comment(&regions, 0, seq, &comment("live"), 8);
+        }
+        assert_eq!(room.state().positions[0].complete_since, 5);
+        assert_eq!(seqs(&room.ring_between(&[5], &[10]).unwrap()), [7, 9]);
+    }
+
+    #[test]
+    fn a_prefill_takes_the_newest_that_fit_and_never_attaches_across_a_hole() {
+        let regions = Regions::single("local");
+        let room = opened_at(&regions, 10, &[12, 14], 4);
+        let read = history_frames(&regions, &[5, 7, 9]);
+        // Where the ring starts moved on (or was never 8): nothing goes in.
+        assert_eq!(room.prefill(4, 8, &read, 4), 0);
+        // Room for two: 7 and 9; the ring is complete since 5.
+        assert_eq!(room.prefill(4, 10, &read, 4), 2);
+        assert_eq!(room.state().positions[0].complete_since, 5);
+        assert_eq!(seqs(&room.ring_between(&[5], &[10]).unwrap()), [7, 9]);
+        assert!(room.ring_between(&[4], &[10]).is_none());
+        // A comment deleted meanwhile is not put back.
+        let room = opened_at(&regions, 10, &[], 8);
+        room.state().deleted[0].insert(7);
+        assert_eq!(room.prefill(4, 10, &read, 8), 2);
+        assert_eq!(seqs(&room.ring_between(&[4], &[10]).unwrap()), [5, 9]);
     }
 
     #[test]

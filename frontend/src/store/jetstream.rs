@@ -13,7 +13,9 @@ use async_nats::jetstream::{self, stream::DirectGetErrorKind};
 use futures::FutureExt;
 use live_proto::{ConversationId, Partitions, Regions, VideoId, subjects};
 
-use super::{BoxFuture, History, HistoryError, Stored, StoredEntry, Tombstone};
+use super::{
+    BoxFuture, History, HistoryError, ReadKind, Stored, StoredEntry, Tombstone, count_read,
+};
 
 /// Receipts read at most per conversation and region (one per member who read it).
 const MAX_RECEIPTS: usize = 10_000;
@@ -82,6 +84,7 @@ impl JetStreamHistory {
 
     /// The video's durable likes total in region `r` (0 if it never had a like there).
     pub async fn likes_total(&self, r: usize, video: &VideoId) -> Result<u64, HistoryError> {
+        count_read(ReadKind::Likes);
         let origin = &self.regions.all()[r];
         let p = self.partitions.of(video);
         let stream = self
@@ -104,6 +107,7 @@ impl JetStreamHistory {
 
     /// The sequence of the video's newest comment from region `r` (0 if none).
     pub async fn last_comment_seq(&self, r: usize, video: &VideoId) -> Result<u64, HistoryError> {
+        count_read(ReadKind::LastSeq);
         let stream = self.stream(self.comments_stream(r, video)).await?;
         match stream
             .direct_get_last_for_subject(self.comment_subject(r, video))
@@ -122,6 +126,7 @@ impl JetStreamHistory {
         r: usize,
         video: &VideoId,
     ) -> Result<Option<u64>, HistoryError> {
+        count_read(ReadKind::FirstSeq);
         let stream = self.stream(self.comments_stream(r, video)).await?;
         match stream
             .direct_get_first_for_subject(self.comment_subject(r, video))
@@ -143,6 +148,7 @@ impl JetStreamHistory {
         upto: u64,
         max: usize,
     ) -> Result<Vec<Stored>, HistoryError> {
+        count_read(ReadKind::Comments);
         let stream = self.comments_stream(r, video);
         let msgs = self
             .read(&stream, &self.comment_subject(r, video), after, upto, max)
@@ -158,6 +164,7 @@ impl JetStreamHistory {
         video: &VideoId,
         after: u64,
     ) -> Result<Vec<Tombstone>, HistoryError> {
+        count_read(ReadKind::Tombstones);
         let subject =
             subjects::store_deleted(&self.regions.all()[r], self.partitions.of(video), video);
         let stream = self.comments_stream(r, video);
@@ -174,6 +181,7 @@ impl JetStreamHistory {
         r: usize,
         conversation: &ConversationId,
     ) -> Result<Vec<StoredEntry>, HistoryError> {
+        count_read(ReadKind::Receipts);
         let origin = &self.regions.all()[r];
         let stream = subjects::readable_stream(
             subjects::receipts_stream(origin),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures::FutureExt;
 use live_proto::{ConversationId, VideoId, v1};
@@ -15,6 +15,8 @@ use super::{BoxFuture, History, HistoryError, Stored, StoredEntry, Tombstone};
 pub struct MemoryHistory {
     regions: Mutex<Vec<Region>>,
     unavailable: AtomicBool,
+    /// Reads made, as `frontend_history_reads_total` counts JetStream's.
+    reads: AtomicU64,
 }
 
 #[derive(Default, Clone)]
@@ -32,6 +34,7 @@ impl MemoryHistory {
         MemoryHistory {
             regions: Mutex::new(vec![Region::default(); regions]),
             unavailable: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -110,6 +113,11 @@ impl MemoryHistory {
         });
     }
 
+    /// Reads made so far (every call of a [`History`] method).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     /// While set, every read fails as an unreachable JetStream would.
     pub fn set_unavailable(&self, down: bool) {
         self.unavailable.store(down, Ordering::Relaxed);
@@ -120,6 +128,7 @@ impl MemoryHistory {
         r: usize,
         f: impl FnOnce(&Region) -> T,
     ) -> BoxFuture<'static, Result<T, HistoryError>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let result = if self.unavailable.load(Ordering::Relaxed) {
             Err(HistoryError::Timeout)
         } else {

@@ -6,6 +6,11 @@
 //!
 //! The trait returns boxed futures so a node can hold it as `Arc<dyn History>`; a read
 //! is a network round trip, next to which the box costs nothing.
+//!
+//! Every read [`JetStreamHistory`] makes is counted in `frontend_history_reads_total`
+//! by [`ReadKind`] (a request, however many messages it returns), so what a reconnect
+//! storm costs JetStream shows in `/metrics`; [`MemoryHistory::reads`] counts the same
+//! for tests.
 
 mod jetstream;
 mod memory;
@@ -28,6 +33,41 @@ pub enum HistoryError {
     Read(String),
     #[error("JetStream read timed out")]
     Timeout,
+}
+
+/// What a read of history is for: the `kind` label of `frontend_history_reads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// Comments between two sequences: a resuming viewer's replay, a room's gap backfill.
+    Comments,
+    /// The oldest retained comment's sequence (a resume checks nothing was lost).
+    FirstSeq,
+    /// The newest comment's sequence (a room opening or catching up).
+    LastSeq,
+    /// The durable likes total (a room opening or catching up).
+    Likes,
+    /// Tombstones of deleted comments (a room opening, or one was missed).
+    Tombstones,
+    /// Read receipts of a conversation.
+    Receipts,
+}
+
+impl ReadKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReadKind::Comments => "comments",
+            ReadKind::FirstSeq => "first_seq",
+            ReadKind::LastSeq => "last_seq",
+            ReadKind::Likes => "likes",
+            ReadKind::Tombstones => "tombstones",
+            ReadKind::Receipts => "receipts",
+        }
+    }
+}
+
+/// Counts one read of JetStream history.
+pub(crate) fn count_read(kind: ReadKind) {
+    metrics::counter!("frontend_history_reads_total", "kind" => kind.label()).increment(1);
 }
 
 /// A stored comment: its sequence in its region's stream, and the comment.

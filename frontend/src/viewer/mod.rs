@@ -77,10 +77,7 @@ impl Viewer {
         }
         let (feed, snap) = room.join(cursor.as_deref());
         let settings = &node.settings;
-        let retry_ms = {
-            let base = settings.retry.as_millis() as u64;
-            rand::rng().random_range(base..=base * 2)
-        };
+        let retry_ms = settings.retry_window.pick_ms(&mut rand::rng());
         let mut prelude = VecDeque::from([sse::prelude(retry_ms, snap.likes, snap.viewers)]);
         let mut end_after_prelude = false;
         // After the prelude the viewer has everything up to the room's position.

@@ -25,16 +25,40 @@ pub enum Resume {
 /// Resumes a viewer of `room` from `cursor`: what the snapshot decides, else what
 /// history has (at most `--max-replay` comments, a bounded number of readers per node
 /// at a time, so a reconnect storm queues instead of flooding JetStream).
+///
+/// A reconnect storm into a room whose ring does not reach back to the viewers' cursors
+/// (typically a room the storm itself opened: it knows only what came after it opened)
+/// reads JetStream once, not once per viewer: the first viewer reads and puts what it
+/// read in front of the ring ([`Room::prefill`]); the others wait for it
+/// ([`Room::backfill_turn`]) and take it from memory. Counted in
+/// `frontend_resumes_total{from}`: `memory`, `history`, `reset`, `retry`.
 pub async fn resume(node: &Node, room: &Room, cursor: &[u64], snap: &Snapshot) -> Resume {
     if let Some(outcome) = from_snapshot(&node.regions, cursor, snap) {
-        return outcome;
+        return counted(outcome, "memory");
+    }
+    let capacity = node.settings.replay_buffer;
+    let turn = room.backfill_turn(capacity).await;
+    // Where the ring started when this viewer joined: what it lacks ends there.
+    let upto: Vec<u64> = snap.positions.iter().map(|p| p.complete_since).collect();
+    if turn.is_some()
+        && let Some(mut frames) = room.ring_between(cursor, &upto)
+    {
+        // Another viewer's read filled the ring meanwhile.
+        frames.extend(snap.ring.iter().cloned());
+        return counted(
+            Resume::Frames {
+                frames,
+                complete: true,
+            },
+            "memory",
+        );
     }
     let Ok(_permit) = node.replays.acquire().await else {
-        return Resume::Retry;
+        return counted(Resume::Retry, "retry");
     };
     let deleted = |r, seq| room.is_deleted(r, seq);
     let max = node.settings.max_replay;
-    from_history(
+    let outcome = from_history(
         &*node.history,
         &node.regions,
         &room.video,
@@ -43,7 +67,28 @@ pub async fn resume(node: &Node, room: &Room, cursor: &[u64], snap: &Snapshot) -
         max,
         deleted,
     )
-    .await
+    .await;
+    if turn.is_some()
+        && let Resume::Frames {
+            frames,
+            complete: true,
+        } = &outcome
+    {
+        let n = room.prefill(cursor[0], upto[0], frames, capacity);
+        metrics::counter!("frontend_ring_prefilled_comments_total").increment(n as u64);
+    }
+    counted(outcome, "history")
+}
+
+/// Counts a resume in `frontend_resumes_total{from}` (`from` if it replays comments).
+fn counted(outcome: Resume, from: &'static str) -> Resume {
+    let label = match &outcome {
+        Resume::Frames { .. } => from,
+        Resume::Reset(_) => "reset",
+        Resume::Retry => "retry",
+    };
+    metrics::counter!("frontend_resumes_total", "from" => label).increment(1);
+    outcome
 }
 
 /// What the snapshot decides without reading history: `None` if history must be read.
@@ -175,7 +220,7 @@ mod tests {
     use live_proto::v1;
 
     use super::*;
-    use crate::room::Position;
+    use crate::room::{Position, Room};
     use crate::store::MemoryHistory;
 
     fn comment(text: &str, at: i64) -> v1::Comment {
@@ -300,6 +345,52 @@ mod tests {
         assert!(complete);
         assert_eq!(texts(&frames), ["c3", "c4", "ring", "ring"]);
         assert_eq!(ids(&frames), ["5", "7", "9", "11"]);
+    }
+
+    #[tokio::test]
+    async fn a_storm_into_a_new_room_reads_history_once() {
+        let regions = Regions::single("local");
+        let video = VideoId::parse("v").unwrap();
+        let store = MemoryHistory::new(1);
+        for i in 1..=6 {
+            store.add_comment(0, &video, comment(&format!("c{i}"), i));
+        }
+        // A room opened when 6 was the newest, one live comment since.
+        let room = Room::new(video.clone(), 64, 1);
+        let seven = store.add_comment(0, &video, comment("c7", 7));
+        room.open_at_for_tests(&regions, 6, &[(seven, comment("c7", 7))]);
+        let mut replays = Vec::new();
+        // 100 viewers of a dead node, all last saw comment 3.
+        for _ in 0..100 {
+            let (_, snap) = room.join(Some(&[3]));
+            let upto = [snap.positions[0].complete_since];
+            let frames = match room.ring_between(&[3], &upto) {
+                Some(mut frames) => {
+                    frames.extend(snap.ring.iter().cloned());
+                    frames
+                }
+                None => {
+                    let r = from_history(&store, &regions, &video, &[3], &snap, 100, |_, _| false)
+                        .await;
+                    let Resume::Frames { frames, complete } = r else {
+                        panic!("{r:?}")
+                    };
+                    assert!(complete);
+                    room.prefill(3, upto[0], &frames, 64);
+                    frames
+                }
+            };
+            replays.push(ids(&frames));
+        }
+        assert_eq!(
+            store.reads(),
+            2,
+            "one first-sequence check, one comments read"
+        );
+        assert!(
+            replays.iter().all(|r| r == &["4", "5", "6", "7"]),
+            "{replays:?}"
+        );
     }
 
     #[tokio::test]
