@@ -107,6 +107,13 @@ pub struct Nodes {
     /// Share of a server's CPU and memory to plan for (headroom for spikes and failover).
     #[arg(long, default_value_t = 0.6)]
     pub utilization: f64,
+    /// A frontend server's network egress, Gbit/s.
+    #[arg(long, default_value_t = 25.0)]
+    pub nic_gbit: f64,
+    /// Bytes of an event on the wire, averaged (a 40-character comment as SSE is ~120 B,
+    /// a `likes` event ~50 B).
+    #[arg(long, default_value_t = 120.0)]
+    pub event_bytes: f64,
     /// Viewers one frontend process holds at most (open files, failover size).
     #[arg(long, default_value_t = 250_000.0)]
     pub max_viewers_per_frontend: f64,
@@ -193,13 +200,17 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     let by_cpu = servers(delivery_cores, cpu);
     let by_mem = servers(memory, n.memory_gib * 1024f64.powi(3) * n.utilization);
     let by_conn = servers(a.viewers, n.max_viewers_per_frontend);
+    let egress_gbit = deliveries * n.event_bytes * 8.0 / 1e9;
+    let by_nic = servers(egress_gbit, n.nic_gbit * n.utilization);
     // Each frontend also takes every live message of the videos it holds (all of them,
     // once it holds more viewers than there are videos), and one viewer total per video
     // per region — not one count per other frontend: the publishers sum those. What it
     // holds shrinks as frontends are added only once V/F < N, so iterate to a fixed point.
-    let mut frontends = by_cpu.max(by_mem).max(by_conn).max(1);
+    let mut frontends = by_cpu.max(by_mem).max(by_conn).max(by_nic).max(1);
     let mut bound = if frontends == by_cpu {
         "CPU (deliveries)"
+    } else if frontends == by_nic {
+        "network egress"
     } else if frontends == by_mem {
         "memory"
     } else {
@@ -284,11 +295,12 @@ pub fn plan(a: &CapacityArgs) -> Plan {
             name: "frontends",
             count: frontends,
             load: format!(
-                "{} viewers × {:.1} events/s = {} deliveries/s ({:.0} cores); {:.1} GiB; {} NATS msgs/s in per frontend",
+                "{} viewers × {:.1} events/s = {} deliveries/s ({:.0} cores, {:.0} Gbit/s out); {:.1} GiB; {} NATS msgs/s in per frontend",
                 summary::thousands(a.viewers),
                 events_per_viewer,
                 summary::thousands(deliveries),
                 delivery_cores,
+                egress_gbit,
                 memory / 1024f64.powi(3),
                 summary::thousands(inbound)
             ),
@@ -349,6 +361,14 @@ pub fn plan(a: &CapacityArgs) -> Plan {
     // video it holds, and every publisher of a region sums every frontend's reports.
     let hottest = a.comments_per_sec / videos;
     let ceilings = vec![
+        Ceiling {
+            what: format!(
+                "one frontend's network egress: {:.1} Gbit/s of {} Gbit/s",
+                egress_gbit / f,
+                n.nic_gbit
+            ),
+            used: egress_gbit / f / (n.nic_gbit * n.utilization),
+        },
         Ceiling {
             what: format!(
                 "one frontend's NATS inbound: {} msgs/s × {} µs of {:.1} cores",
@@ -828,6 +848,42 @@ mod tests {
         assert_eq!(inbound(&small), "21,000 NATS msgs/s in per frontend");
         let growth = big.nats_msgs_per_sec / small.nats_msgs_per_sec;
         assert!(growth > 3.0 && growth < 4.0, "{growth}");
+    }
+
+    /// A hot video's viewers each get hundreds of events a second: the bytes, not the
+    /// CPU, size the frontends.
+    #[test]
+    fn a_hot_videos_frontends_are_sized_by_their_egress() {
+        let p = plan(&args(&[
+            "--viewers",
+            "1000000",
+            "--videos",
+            "1",
+            "--comments-per-sec",
+            "200",
+            "--likes-per-sec",
+            "0",
+            "--frontend-us-per-delivery",
+            "0",
+            "--frontend-us-per-nats-msg",
+            "0",
+            "--max-viewers-per-frontend",
+            "1000000",
+            "--event-bytes",
+            "120",
+            "--nic-gbit",
+            "25",
+            "--utilization",
+            "0.6",
+        ]));
+        // 1M × 201 events/s × 960 bits = 193 Gbit/s on 15 usable Gbit/s each → 13.
+        assert_eq!(count(&p, "frontends"), 13);
+        assert_eq!(p.roles[0].bound_by, "network egress");
+        assert!(
+            p.roles[0].load.contains("193 Gbit/s out"),
+            "{:?}",
+            p.roles[0]
+        );
     }
 
     #[test]
