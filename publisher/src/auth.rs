@@ -124,21 +124,25 @@ pub const CONVERSATIONS_CLAIM: &str = "conversations";
 
 /// The caller a verified token names (its `sub`).
 fn caller_of(claims: Claims) -> Result<Caller, AuthError> {
+    user_of(claims).map(Caller::User)
+}
+
+/// The user a verified token names: its `sub`, which must be a valid user id.
+fn user_of(claims: Claims) -> Result<UserId, AuthError> {
     let sub = claims
         .sub
         .ok_or_else(|| AuthError::Unauthenticated("token has no sub claim".into()))?;
-    let user = UserId::parse(&sub)
-        .map_err(|_| AuthError::Unauthenticated("token sub is not a valid user id".into()))?;
-    Ok(Caller::User(user))
+    UserId::parse(&sub)
+        .map_err(|_| AuthError::Unauthenticated("token sub is not a valid user id".into()))
 }
 
 /// The role a token needs for moderation.
 pub const MODERATOR: &str = "moderator";
 
 impl Auth {
-    /// Checks that `token` may moderate: with auth on, a valid token whose `role` is
-    /// `"moderator"` (401 without a valid token, 403 without the role). Returns the
-    /// moderator (the token's `sub`, if any); with auth off, anyone may (dev).
+    /// Checks that `token` may moderate: with auth on, a valid token naming a valid user
+    /// (`sub`) whose `role` is `"moderator"` (401 without a valid token or `sub`, 403
+    /// without the role). Returns the moderator; with auth off, anyone may (dev).
     pub fn moderator(&self, token: Option<&str>) -> Result<Option<UserId>, AuthError> {
         let Some(verifier) = &self.verifier else {
             return Ok(None);
@@ -147,12 +151,16 @@ impl Auth {
         let claims = verifier
             .verify(token)
             .map_err(|e| AuthError::Unauthenticated(e.to_string()))?;
-        if claims.role.as_deref() != Some(MODERATOR) {
+        let moderator = claims.role.as_deref() == Some(MODERATOR);
+        // Who moderates is recorded with every ban and deletion: a token that names
+        // nobody valid is no identity (401, as for any other write).
+        let user = user_of(claims)?;
+        if !moderator {
             return Err(AuthError::Forbidden(format!(
                 "moderation needs a token with \"role\": \"{MODERATOR}\""
             )));
         }
-        Ok(claims.sub.and_then(|s| UserId::parse(&s).ok()))
+        Ok(Some(user))
     }
 }
 
@@ -283,5 +291,19 @@ mod tests {
             403
         );
         assert_eq!(Auth::default().moderator(None), Ok(None));
+        // A moderator's token must name a valid user: no sub, a wildcard, too long.
+        for sub in [None, Some("*"), Some("bob.>"), Some(&*"m".repeat(65))] {
+            let t = key.sign(&Claims {
+                sub: sub.map(str::to_owned),
+                exp: Some(u64::MAX),
+                role: Some(MODERATOR.into()),
+                ..Default::default()
+            });
+            assert_eq!(
+                auth.moderator(Some(&t)).unwrap_err().status(),
+                401,
+                "{sub:?}"
+            );
+        }
     }
 }

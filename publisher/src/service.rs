@@ -147,6 +147,8 @@ impl Service {
         count: u64,
         key: &str,
     ) -> Result<u64, RefusedError> {
+        // An edge account banned from the video is refused like a single like.
+        self.check_ban(video, user)?;
         Self::limit(&self.like_limit, user, video)?;
         let msg_id = format!("{video}.{user}.{key}");
         Ok(self.likes.store_batch(video, count, &msg_id).await?)

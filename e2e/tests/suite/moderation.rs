@@ -235,6 +235,17 @@ async fn a_ban_refuses_the_user_until_it_ends_also_after_a_restart() {
     };
     for (bearer, body, want) in [
         (None, json!({"user": "bob", "seconds": 60}), 401),
+        // A moderator's token that names nobody valid is no identity.
+        (
+            Some(token("*", Some("moderator"))),
+            json!({"user": "bob", "seconds": 60}),
+            401,
+        ),
+        (
+            Some(token("bob.>", Some("moderator"))),
+            json!({"user": "bob", "seconds": 60}),
+            401,
+        ),
         (
             Some(token("bob", None)),
             json!({"user": "bob", "seconds": 60}),
@@ -299,6 +310,21 @@ async fn a_ban_refuses_the_user_until_it_ends_also_after_a_restart() {
     };
     let reply = client
         .request(subjects::ingest_like(&video), like.encode_to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(v1::IngestReply::decode(reply.payload).unwrap().status, 403);
+    // And so is a batch of likes acting as bob (an edge account banned from the video).
+    let batch = v1::LikeBatch {
+        user: "bob".into(),
+        count: 10,
+        idempotency_key: "k1".into(),
+        token: token("bob", None),
+    };
+    let reply = client
+        .request(
+            subjects::ingest_like_batch(&video),
+            batch.encode_to_vec().into(),
+        )
         .await
         .unwrap();
     assert_eq!(v1::IngestReply::decode(reply.payload).unwrap().status, 403);
