@@ -106,6 +106,15 @@ async fn frontend_answers_listed_origins_only() {
         preflight(EVIL).await.unwrap().headers(),
         "preflight, unlisted",
     );
+    // The preflight and the stream it precedes agree on an origin in another case.
+    const UPPER: &str = "HTTPS://WWW.Example.com";
+    assert_allowed(
+        preflight(UPPER).await.unwrap().headers(),
+        UPPER,
+        "preflight, case",
+    );
+    let (_, h) = stream_head(&url, Some(UPPER)).await;
+    assert_allowed(&h, UPPER, "stream, case");
 
     // Routes served by axum: the page, and /healthz.
     for path in ["/?video=embed", "/healthz"] {
