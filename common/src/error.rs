@@ -106,3 +106,72 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The longest plain-text error body [`json_rejections`] turns into JSON.
+const MAX_REJECTION: usize = 4096;
+
+/// Rewrites a plain-text client error (what axum's extractors and layers answer on their
+/// own: a path that is not UTF-8, a body over a limit, JSON that does not parse) as the
+/// API's `{"error": …}` with the same status and headers, so every error body of both
+/// services is JSON. Apply with `axum::middleware::map_response(json_rejections)`.
+pub async fn json_rejections(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !response.status().is_client_error() || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REJECTION).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_owned()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": text })).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod rejection_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_plain_text_client_error_becomes_json_and_nothing_else_changes() {
+        let plain = (
+            axum::http::StatusCode::BAD_REQUEST,
+            "Invalid URL: Invalid UTF-8 in `video`",
+        )
+            .into_response();
+        let json = json_rejections(plain).await;
+        assert_eq!(json.status(), 400);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(json.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "Invalid URL: Invalid UTF-8 in `video`");
+        // JSON errors, successes and server errors pass as they are.
+        let ok = (axum::http::StatusCode::OK, "fine").into_response();
+        let ok = json_rejections(ok).await;
+        assert_eq!(
+            ok.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let api = json_rejections(ApiError::TooLarge(4096).into_response()).await;
+        assert_eq!(api.status(), 413);
+        assert_eq!(api.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

@@ -165,7 +165,11 @@ pub async fn run(
         verifier,
         cors: config.cors()?,
     };
-    let app = http::router(events.clone(), &config).merge(live_common::ops::router(client.clone()));
+    let app = http::router(events.clone(), &config)
+        .merge(live_common::ops::router(client.clone()))
+        .layer(axum::middleware::map_response(
+            live_common::error::json_rejections,
+        ));
     // The same origins as the fast path, for the page, preflights and every other route.
     let app = events.cors.apply(
         app,

@@ -203,7 +203,11 @@ pub async fn run(
         tasks.spawn(async move { service.moderation.follow(stop.cancelled_owned()).await })
     };
 
-    let app = http::router(service).merge(live_common::ops::router(client.clone()));
+    let app = http::router(service)
+        .merge(live_common::ops::router(client.clone()))
+        .layer(axum::middleware::map_response(
+            live_common::error::json_rejections,
+        ));
     let app = cors(&config.cors()?, app).layer(tower_http::catch_panic::CatchPanicLayer::new());
     tracing::info!(addr = %listener.local_addr()?, region = %config.region, "publisher listening");
     serve(listener, app, &config, shutdown).await;

@@ -52,6 +52,20 @@ async fn bad_http_input_is_refused_and_stores_nothing() {
             400,
         ),
         (
+            "a video id that is not UTF-8 (axum's own rejection, as JSON)",
+            format!("{}/v1/videos/%ff/likes", publisher.url),
+            json,
+            br#"{"user":"u"}"#.to_vec(),
+            400,
+        ),
+        (
+            "a connection id that is not UTF-8, on the frontend",
+            format!("{}/v1/stream/%ff/topics", fe.url),
+            json,
+            br#"{"topic":"video:a"}"#.to_vec(),
+            400,
+        ),
+        (
             "too long video id",
             format!("{}/v1/videos/{}/likes", publisher.url, "v".repeat(65)),
             json,
