@@ -92,6 +92,12 @@ pub struct Config {
     #[arg(long, default_value_t = 10.0)]
     pub typing_per_sec: f64,
 
+    /// Typing indicators published per conversation, whoever types: events per second
+    /// (burst 2×); beyond it a typing request gets 429 (a watcher of a crowded
+    /// conversation learns "several people are typing" from a few).
+    #[arg(long, default_value_t = 20.0)]
+    pub conversation_typing_per_sec: f64,
+
     /// Per-user rate limit on read receipts (each is a durable write): receipts per
     /// second (burst 2×).
     #[arg(long, default_value_t = 10.0)]
@@ -160,6 +166,10 @@ impl Config {
         cli::rate("video-likes-per-sec", self.video_likes_per_sec)?;
         cli::rate("video-comments-per-sec", self.video_comments_per_sec)?;
         cli::rate("typing-per-sec", self.typing_per_sec)?;
+        cli::rate(
+            "conversation-typing-per-sec",
+            self.conversation_typing_per_sec,
+        )?;
         cli::rate("reads-per-sec", self.reads_per_sec)?;
         cli::positive("typing-ttl", self.typing_ttl)?;
         if self.typing_ttl > Duration::from_secs(60) {

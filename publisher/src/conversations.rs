@@ -153,8 +153,19 @@ pub struct Conversations {
     region: Region,
     receipts: kv::Store,
     typing: Mutex<TypingCoalescer>,
-    typing_limit: Option<RateLimiter<ConversationId>>,
-    read_limit: Option<RateLimiter<ConversationId>>,
+    limits: Limits,
+}
+
+/// The rate limits of conversations (`None`: off, `--no-rate-limit`).
+#[derive(Default)]
+pub struct Limits {
+    /// Typing requests per user.
+    pub typing: Option<RateLimiter<ConversationId>>,
+    /// Typing events published per conversation, whoever types: a conversation of
+    /// 20,000 typists must not send its watchers 20,000 events.
+    pub typing_events: Option<RateLimiter<ConversationId>>,
+    /// Read receipts per user.
+    pub reads: Option<RateLimiter<ConversationId>>,
 }
 
 impl Conversations {
@@ -163,16 +174,14 @@ impl Conversations {
         region: Region,
         receipts: kv::Store,
         typing_ttl: Duration,
-        typing_limit: Option<RateLimiter<ConversationId>>,
-        read_limit: Option<RateLimiter<ConversationId>>,
+        limits: Limits,
     ) -> Self {
         Self {
             client,
             region,
             receipts,
             typing: Mutex::new(TypingCoalescer::new(typing_ttl)),
-            typing_limit,
-            read_limit,
+            limits,
         }
     }
 
@@ -205,7 +214,7 @@ impl Conversations {
         conversation: &ConversationId,
         user: &UserId,
     ) -> Result<TypingAccepted, RefusedError> {
-        Self::limit(&self.typing_limit, "typing", user, conversation)?;
+        Self::limit(&self.limits.typing, "typing", user, conversation)?;
         let now = live_proto::now_ms();
         let decision = {
             let mut coalescer = self.coalescer();
@@ -220,6 +229,17 @@ impl Conversations {
                 published: false,
             });
         };
+        if let Some(events) = &self.limits.typing_events
+            && let Err(refused) = events.check_target(conversation)
+        {
+            // Not published: the user's next request may try again.
+            self.coalescer().forget(conversation, user, until_ms);
+            metrics::counter!("publisher_typing_total", "outcome" => "conversation_limited")
+                .increment(1);
+            return Err(RefusedError::RateLimited {
+                retry_after_secs: refused.retry_after_secs,
+            });
+        }
         let event = v1::Typing {
             conversation: conversation.to_string(),
             user: user.to_string(),
@@ -252,7 +272,7 @@ impl Conversations {
         user: &UserId,
         message: &MessageId,
     ) -> Result<ReadAccepted, RefusedError> {
-        Self::limit(&self.read_limit, "read", user, conversation)?;
+        Self::limit(&self.limits.reads, "read", user, conversation)?;
         let now = live_proto::now_ms();
         let mut receipt = v1::ReadReceipt {
             conversation: conversation.to_string(),

@@ -161,8 +161,19 @@ pub async fn run(
             regions.own().clone(),
             buckets.receipts,
             config.typing_ttl,
-            per_user("typing", config.typing_per_sec),
-            per_user("reads", config.reads_per_sec),
+            conversations::Limits {
+                typing: per_user("typing", config.typing_per_sec),
+                typing_events: (!config.no_rate_limit).then(|| {
+                    ratelimit::RateLimiter::per_target(
+                        "typing_events",
+                        ratelimit::Rate {
+                            per_sec: config.conversation_typing_per_sec,
+                            burst: config.conversation_typing_per_sec * 2.0,
+                        },
+                    )
+                }),
+                reads: per_user("reads", config.reads_per_sec),
+            },
         ),
     });
 

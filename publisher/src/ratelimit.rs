@@ -67,7 +67,7 @@ pub struct Refused {
 /// The limits of one action (likes, comments, typing, read receipts): per user, and per
 /// target `T` (a video) when there is a target limit.
 pub struct RateLimiter<T: Hash + Eq + Clone = VideoId> {
-    users: Arc<DefaultKeyedRateLimiter<UserId>>,
+    users: Option<Arc<DefaultKeyedRateLimiter<UserId>>>,
     videos: Option<Arc<DefaultKeyedRateLimiter<T>>>,
     clock: DefaultClock,
 }
@@ -90,28 +90,49 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> RateLimiter<T> {
 
     /// A limit per user only (the target passed to [`Self::check`] is not limited).
     pub fn per_user(action: &'static str, per_user: Rate) -> Self {
-        let limiter = Self {
-            users: Arc::new(governor::RateLimiter::keyed(per_user.quota())),
+        let users = Arc::new(governor::RateLimiter::keyed(per_user.quota()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            prune(Arc::downgrade(&users), action, Scope::User);
+        }
+        Self {
+            users: Some(users),
             videos: None,
             clock: DefaultClock::default(),
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            prune(Arc::downgrade(&limiter.users), action, Scope::User);
         }
-        limiter
+    }
+
+    /// A limit per target only (e.g. typing events published in one conversation,
+    /// whoever types): check with [`Self::check_target`].
+    pub fn per_target(action: &'static str, per_target: Rate) -> Self {
+        let targets = Arc::new(governor::RateLimiter::keyed(per_target.quota()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            prune(Arc::downgrade(&targets), action, Scope::Video);
+        }
+        Self {
+            users: None,
+            videos: Some(targets),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Takes one request for `target` from its limit alone.
+    pub fn check_target(&self, target: &T) -> Result<(), Refused> {
+        match &self.videos {
+            Some(videos) => videos
+                .check_key(target)
+                .map_err(|n| self.refused(Scope::Video, n.wait_time_from(self.clock.now()))),
+            None => Ok(()),
+        }
     }
 
     /// Takes one request for `user` on `video`, or says which limit refused it.
     pub fn check(&self, user: &UserId, video: &T) -> Result<(), Refused> {
-        self.users
-            .check_key(user)
-            .map_err(|n| self.refused(Scope::User, n.wait_time_from(self.clock.now())))?;
-        match &self.videos {
-            Some(videos) => videos
-                .check_key(video)
-                .map_err(|n| self.refused(Scope::Video, n.wait_time_from(self.clock.now()))),
-            None => Ok(()),
+        if let Some(users) = &self.users {
+            users
+                .check_key(user)
+                .map_err(|n| self.refused(Scope::User, n.wait_time_from(self.clock.now())))?;
         }
+        self.check_target(video)
     }
 
     fn refused(&self, scope: Scope, wait: Duration) -> Refused {
@@ -124,14 +145,16 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> RateLimiter<T> {
     /// Keys held now (users, videos).
     pub fn len(&self) -> (usize, usize) {
         (
-            self.users.len(),
+            self.users.as_ref().map_or(0, |u| u.len()),
             self.videos.as_ref().map_or(0, |v| v.len()),
         )
     }
 
     /// Drops the keys whose bucket is full again (what the pruning task does).
     pub fn prune(&self) {
-        prune_now(&self.users);
+        if let Some(users) = &self.users {
+            prune_now(users);
+        }
         if let Some(videos) = &self.videos {
             prune_now(videos);
         }
@@ -171,6 +194,24 @@ fn prune<K: Hash + Eq + Clone + Send + Sync + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_limit_counts_everyone_together() {
+        let limiter = RateLimiter::<VideoId>::per_target(
+            "test",
+            Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            },
+        );
+        let c = video("c");
+        assert!(limiter.check_target(&c).is_ok());
+        assert!(limiter.check_target(&c).is_ok());
+        let refused = limiter.check_target(&c).unwrap_err();
+        assert_eq!(refused.scope, Scope::Video);
+        assert!(limiter.check_target(&video("other")).is_ok(), "per target");
+        assert_eq!(limiter.len(), (0, 2), "no user keys");
+    }
 
     fn user(s: &str) -> UserId {
         UserId::parse(s).unwrap()

@@ -215,6 +215,54 @@ async fn a_typing_flood_gets_429_with_retry_after() {
     assert_eq!(status, 202);
 }
 
+/// 500 different people typing in one conversation at once: its watchers get at most
+/// the conversation's budget of events (`--conversation-typing-per-sec`, burst 2×), not
+/// one per typist; the others are told 429, and other conversations are not affected.
+#[tokio::test]
+async fn a_crowd_typing_in_one_conversation_is_bounded() {
+    let nats = NatsServer::start();
+    let p = publisher(&nats, |c| c.conversation_typing_per_sec = 5.0).await;
+    let (_client, mut sub) = watch_all(&nats).await;
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for i in 0..500 {
+        let (status, _, body) = post(
+            &http,
+            &typing_url(&p, "crowd"),
+            None,
+            json!({"user": format!("u{i}")}),
+        )
+        .await;
+        match status {
+            202 => accepted += 1,
+            429 => assert!(body["error"].is_string(), "{body}"),
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let got = drain(&mut sub, Duration::from_millis(500)).await;
+    let budget = (10.0 + 5.0 * secs).ceil() as usize;
+    println!(
+        "500 typists in {secs:.2} s: {} events, {accepted} accepted (budget {budget})",
+        got.len()
+    );
+    assert_eq!(
+        got.len(),
+        accepted,
+        "every accepted typist's event, and no other"
+    );
+    assert!(
+        got.len() <= budget,
+        "{} events > budget {budget}",
+        got.len()
+    );
+    assert!(got.len() >= 10, "the burst goes out");
+    // Another conversation has its own budget.
+    let (status, _, _) = post(&http, &typing_url(&p, "quiet"), None, json!({"user": "u1"})).await;
+    assert_eq!(status, 202);
+}
+
 #[tokio::test]
 async fn a_read_receipt_is_stored_then_published_and_read_back_as_a_snapshot() {
     let nats = NatsServer::start();
