@@ -6,6 +6,10 @@
 #   scripts/run.sh --auth   tokens required (a random HS256 secret); the live page gets
 #                           short-lived tokens from the frontend's --dev-tokens endpoint
 # Needs the ports 4222 and 8222 (NATS), 8081 (publisher) and 8080 (frontend) free.
+# Ctrl-C stops the services first (the audience, the frontend, the publisher), each within
+# a few seconds, then nats-server: everything is gone within 5 s and nothing stays behind.
+# LIVE_BIN_DIR: use the binaries there instead of building release ones (the test of this
+# script runs it on the test build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,17 +40,29 @@ if [ ${#taken[@]} -gt 0 ]; then
 fi
 
 NATS_SERVER_BIN="$(scripts/lib/nats-server.sh)"
-cargo build --release --quiet --bin frontend --bin publisher --bin loadgen
-bin=target/release
+if [ -n "${LIVE_BIN_DIR:-}" ]; then
+  bin=$LIVE_BIN_DIR
+else
+  cargo build --release --quiet --bin frontend --bin publisher --bin loadgen
+  bin=target/release
+fi
 mkdir -p .run
 export RUST_LOG="${RUST_LOG:-info}"
 
-pids=()
+pids=() names=()
+stop() { # pid name: SIGTERM, then SIGKILL if it is still there after 3 s
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 30); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  echo "run.sh: stopped $2"
+}
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "stopping…"
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # In reverse order of starting, one at a time: the services finish with NATS still up
+  # (a publisher whose NATS went first spent ~17 s retrying), nats-server last.
+  for ((i=${#pids[@]}-1; i>=0; i--)); do stop "${pids[$i]}" "${names[$i]}"; done
 }
 trap cleanup INT TERM EXIT
 
@@ -68,19 +84,24 @@ if $auth; then
   frontend_auth=(--dev-tokens)
 fi
 
-"$NATS_SERVER_BIN" -c nats/local.conf >.run/nats-server.log 2>&1 &
-pids+=($!)
+# Each process in a session of its own (setsid): Ctrl-C's SIGINT goes to this script's
+# process group only, and the cleanup above stops them in order (before, every process
+# got the SIGINT at once and nats-server went first). The log prefixers ignore it too.
+setsid "$NATS_SERVER_BIN" -c nats/local.conf >.run/nats-server.log 2>&1 &
+pids+=($!) names+=(nats-server)
 wait_http http://127.0.0.1:8222/healthz "$!" "nats-server (log: .run/nats-server.log)"
 
-"$bin/publisher" --listen 127.0.0.1:8081 --nats nats://127.0.0.1:4222 "${auth_flags[@]}" \
-  > >(sed -u 's/^/[publisher] /') 2>&1 &
-pids+=($!)
+setsid "$bin/publisher" --listen 127.0.0.1:8081 --nats nats://127.0.0.1:4222 "${auth_flags[@]}" \
+  > >(trap '' INT; exec sed -u 's/^/[publisher] /') 2>&1 &
+pids+=($!) names+=(publisher)
 wait_http http://127.0.0.1:8081/healthz "$!" publisher
 
-"$bin/frontend" --listen 127.0.0.1:8080 --nats nats://127.0.0.1:4222 \
+# --drain 1s: on Ctrl-C the viewers' streams end within a second (a deployment drains
+# over its default 5 s so that viewers spread over the other nodes; here there are none).
+setsid "$bin/frontend" --listen 127.0.0.1:8080 --nats nats://127.0.0.1:4222 --drain 1s \
   --publisher-url http://127.0.0.1:8081 "${auth_flags[@]}" "${frontend_auth[@]}" \
-  > >(sed -u 's/^/[frontend] /') 2>&1 &
-pids+=($!)
+  > >(trap '' INT; exec sed -u 's/^/[frontend] /') 2>&1 &
+pids+=($!) names+=(frontend)
 wait_http http://127.0.0.1:8080/healthz "$!" frontend
 
 video=demo
@@ -113,11 +134,14 @@ if $demo; then
   # .run/demo.log): 300 viewers of the demo video; ~300 likes/s and a comment every
   # ~1.5 s, rotating over 600 users, so each user stays far below the publisher's
   # per-user limits (likes 20/s, comments 1/s). loadgen runs a day at a time, in a
-  # loop, until Ctrl-C; the trap stops the running one with the loop.
+  # loop, while run.sh lives; the trap stops the running one with the loop. (A
+  # background subshell ignores Ctrl-C's SIGINT, and loadgen, which does not, used to
+  # die of it and be started again: the loop now also ends when run.sh is gone.)
+  parent=$$
   (
-    trap 'kill -TERM "${lg:-}" 2>/dev/null; wait 2>/dev/null; exit 0' INT TERM
-    while :; do
-      "$bin/loadgen" run --video-ids demo \
+    trap 'kill -TERM "${lg:-}" 2>/dev/null; wait 2>/dev/null; exit 0' TERM
+    while kill -0 "$parent" 2>/dev/null; do
+      setsid "$bin/loadgen" run --video-ids demo \
         --viewers 300 --connect-rate 100 --warmup 1s --duration 24h --drain 0s \
         --likes-per-sec 300 --comments-per-sec 0.7 --users 600 --user-prefix fan \
         --text-len 12 --frontend http://127.0.0.1:8080 --publisher http://127.0.0.1:8081 \
@@ -126,7 +150,7 @@ if $demo; then
       wait "$lg" || sleep 1
     done
   ) &
-  pids+=($!)
+  pids+=($!) names+=("demo audience")
   echo "  demo audience: 300 viewers, ~300 likes/s, a comment every ~1.5 s (log: .run/demo.log)"
 fi
 wait

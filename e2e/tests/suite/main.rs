@@ -17,6 +17,7 @@ mod multi_region;
 mod partitions;
 mod rate_limits;
 mod resume;
+mod run_script;
 mod security;
 mod shutdown;
 mod slow_viewers;
