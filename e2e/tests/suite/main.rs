@@ -19,6 +19,7 @@ mod rate_limits;
 mod resume;
 mod security;
 mod shutdown;
+mod slow_bodies;
 mod slow_viewers;
 mod spine;
 mod storm;
