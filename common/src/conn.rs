@@ -2,7 +2,7 @@
 //! open connections per process (beyond it a short `503` JSON answer with
 //! `Retry-After`, then close, instead of accept errors once the open-files limit is
 //! reached), and hyper's HTTP/1 settings with a timer, so a client must send a whole
-//! request head within the head timeout.
+//! request head within the head timeout; and the same bound on request bodies.
 //!
 //! hyper (1.x) has one timer for this, `header_read_timeout`, which starts when the
 //! connection starts waiting for a request head: on a new connection and again after
