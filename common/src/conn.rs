@@ -259,3 +259,47 @@ impl RequestBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body whose bytes never come, announced as `length` bytes, due in `timeout`.
+    fn never(length: u64, timeout: Duration) -> RequestBody {
+        let pending = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+        RequestBody {
+            body: Body::from_stream(pending),
+            content_length: Some(length),
+            deadline: BodyDeadline {
+                at: Instant::now() + timeout,
+                timeout,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_never_comes_is_cut_at_its_deadline() {
+        let started = Instant::now();
+        let e = never(100, Duration::from_millis(200)).read(4096).await;
+        assert_eq!(e.unwrap_err().status(), 408);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(190) && took < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_length_over_the_limit_is_refused_before_reading() {
+        let started = Instant::now();
+        let e = never(1 << 20, Duration::from_secs(10)).read(4096).await;
+        assert_eq!(e.unwrap_err().status(), 413);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_without_a_length_is_refused_as_it_arrives() {
+        let mut body = RequestBody::from_bytes(vec![b'x'; 5000]);
+        body.content_length = None;
+        assert_eq!(body.read(4096).await.unwrap_err().status(), 413);
+        let body = RequestBody::from_bytes(&b"{}"[..]);
+        assert_eq!(&body.read(4096).await.unwrap()[..], b"{}");
+    }
+}
