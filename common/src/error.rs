@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 413: the body is larger than allowed.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 408: the request (head and body) did not arrive whole within the head timeout.
+    #[error("the request did not arrive whole within {} s", .0.as_secs_f64())]
+    RequestTimeout(std::time::Duration),
     /// 415: the body is not `application/json`.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoSuch(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } | ApiError::SlowMode { .. } => {
                 StatusCode::TOO_MANY_REQUESTS

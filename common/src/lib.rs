@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`cli`]: parsing and validating flags; a bad value exits 64 naming the flag.
-//! - [`conn`]: connection limits for the HTTP servers (cap, head timeout).
+//! - [`conn`]: connection limits for the HTTP servers (cap, head and body timeout) and
+//!   [`conn::RequestBody`], the one way handlers read a request body.
 //! - [`cors`]: `--cors-origin` lists: the axum layer and the fast path's headers.
 //! - [`direct`]: batched JetStream direct gets (reads without a consumer).
 //! - [`duration`]: parsing of durations given as flags ("5ms", "24h").

@@ -14,13 +14,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post, put};
-use bytes::Bytes;
 use live_common::ApiError;
+use live_common::conn::RequestBody;
 use live_proto::{CommentText, ConversationId, MessageId, VideoId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -65,11 +64,11 @@ async fn post_like(
     State(service): State<Arc<Service>>,
     Path(video): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let caller = caller(&service.auth, &headers)?;
     let video = VideoId::parse(&video).map_err(bad)?;
-    let body: UserBody = json_body(&headers, body)?;
+    let body: UserBody = json_body(&headers, body).await?;
     let user = caller.acting_as(body.user.as_deref())?;
     let key = idempotency_header(&headers)?;
     let total = service.like(video, &user, key).await?;
@@ -80,11 +79,11 @@ async fn post_comment(
     State(service): State<Arc<Service>>,
     Path(video): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let caller = caller(&service.auth, &headers)?;
     let video = VideoId::parse(&video).map_err(bad)?;
-    let body: CommentBody = json_body(&headers, body)?;
+    let body: CommentBody = json_body(&headers, body).await?;
     let user = caller.acting_as(body.user.as_deref())?;
     let text = CommentText::parse(&body.text).map_err(bad)?;
     let key = idempotency_header(&headers)?;
@@ -106,11 +105,11 @@ async fn post_typing(
     State(service): State<Arc<Service>>,
     Path(conversation): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let conversation = ConversationId::parse(&conversation).map_err(bad)?;
     let caller = member(&service.auth, &headers, &conversation)?;
-    let body: UserBody = json_body(&headers, body)?;
+    let body: UserBody = json_body(&headers, body).await?;
     let user = caller.acting_as(body.user.as_deref())?;
     let typing = service.conversations.typing(&conversation, &user).await?;
     Ok(accepted(serde_json::json!({ "until_ms": typing.until_ms })))
@@ -122,11 +121,11 @@ async fn post_read(
     State(service): State<Arc<Service>>,
     Path(conversation): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let conversation = ConversationId::parse(&conversation).map_err(bad)?;
     let caller = member(&service.auth, &headers, &conversation)?;
-    let body: ReadBody = json_body(&headers, body)?;
+    let body: ReadBody = json_body(&headers, body).await?;
     let user = caller.acting_as(body.user.as_deref())?;
     let message = MessageId::parse(&body.message).map_err(bad)?;
     let read = service
@@ -193,11 +192,11 @@ async fn post_ban(
     State(service): State<Arc<Service>>,
     Path(video): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let by = moderator(&service.auth, &headers)?;
     let video = VideoId::parse(&video).map_err(bad)?;
-    let body: BanBody = json_body(&headers, body)?;
+    let body: BanBody = json_body(&headers, body).await?;
     let user = live_proto::UserId::parse(&body.user).map_err(bad)?;
     service
         .moderation
@@ -210,11 +209,11 @@ async fn put_slow_mode(
     State(service): State<Arc<Service>>,
     Path(video): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<Response, ApiError> {
     let by = moderator(&service.auth, &headers)?;
     let video = VideoId::parse(&video).map_err(bad)?;
-    let body: SlowModeBody = json_body(&headers, body)?;
+    let body: SlowModeBody = json_body(&headers, body).await?;
     service
         .moderation
         .set_slow_mode(&video, body.seconds, by.as_ref())
@@ -274,31 +273,39 @@ fn bad(e: live_proto::InvalidInput) -> ApiError {
     ApiError::BadRequest(e.0)
 }
 
-/// Checks size (413), content type (415) and JSON shape (400), in that order.
-fn json_body<T: DeserializeOwned>(
+/// Checks size (413) and content type (415) from the head, before reading the body
+/// (a request refused anyway does not wait for it), then reads it (413 as it arrives,
+/// 408 if it is not whole by the request's deadline) and checks its JSON shape (400).
+async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: RequestBody,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(MAX_BODY)
-        } else {
-            ApiError::BadRequest("cannot read the request body".into())
-        }
-    })?;
+    body.check_length(MAX_BODY)?;
+    check_json(headers)?;
+    parse_json(&body.read(MAX_BODY).await?)
+}
+
+/// 415 unless the content type is `application/json`.
+fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
     }
+}
+
+/// A JSON object body as `T` (400 otherwise).
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // serde would also read a struct from a JSON array; only an object is a body.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     }
-    serde_json::from_slice(&body)
+    serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
@@ -320,7 +327,19 @@ mod tests {
     }
 
     fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-        json_body(&json_headers(), Ok(Bytes::copy_from_slice(body)))
+        parse_json(body)
+    }
+
+    #[tokio::test]
+    async fn size_then_type_then_shape() {
+        let big = RequestBody::from_bytes(vec![b' '; MAX_BODY + 1]);
+        let e = json_body::<UserBody>(&HeaderMap::new(), big).await;
+        assert_eq!(e.unwrap_err().status(), 413);
+        let body = || RequestBody::from_bytes(&b"{}"[..]);
+        let e = json_body::<UserBody>(&HeaderMap::new(), body()).await;
+        assert_eq!(e.unwrap_err().status(), 415);
+        let like: UserBody = json_body(&json_headers(), body()).await.unwrap();
+        assert_eq!(like.user, None);
     }
 
     fn json_value() -> impl Strategy<Value = Value> {
@@ -449,7 +468,7 @@ mod tests {
         fn content_type_is_checked_never_panics(ct in "[ -~]{0,60}") {
             let mut h = HeaderMap::new();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ct).unwrap());
-            let r = json_body::<UserBody>(&h, Ok(Bytes::from_static(b"{}")));
+            let r = check_json(&h);
             let is_json = ct.split(';').next().unwrap().trim().eq_ignore_ascii_case("application/json");
             prop_assert_eq!(r.is_ok(), is_json);
         }

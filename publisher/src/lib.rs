@@ -246,8 +246,8 @@ pub async fn run(
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then answers the requests in
 /// flight and returns once every connection has closed. Connections are capped
-/// (`--max-connections`) and must send a whole request head within `--head-timeout`
-/// (see [`live_common::conn`]).
+/// (`--max-connections`) and must send a whole request, head and body, within
+/// `--head-timeout` (see [`live_common::conn`]).
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -280,7 +280,11 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let conn = http.serve_connection(
             hyper_util::rt::TokioIo::new(tcp),
-            hyper_util::service::TowerToHyperService::new(app.clone()),
+            live_common::conn::Service::new(
+                app.clone(),
+                tokio::time::Instant::now(),
+                config.head_timeout,
+            ),
         );
         let stopping = stopping.clone();
         connections.spawn(async move {

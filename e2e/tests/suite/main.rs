@@ -20,6 +20,7 @@ mod resume;
 mod run_script;
 mod security;
 mod shutdown;
+mod slow_bodies;
 mod slow_viewers;
 mod spine;
 mod storm;

@@ -11,10 +11,11 @@
 //! client that never reads) is closed, which ends its stream and frees its place.
 //!
 //! Nobody holds a socket for free: at most `--max-connections` are open (beyond it a
-//! `503` JSON answer with `Retry-After`), and a client must send its whole first request
-//! head within `--head-timeout` (10 s) of connecting, however it trickles the bytes;
-//! hyper's timer applies the same bound to every later request head on a keep-alive
-//! connection and to the idle time between them (see [`live_common::conn`]).
+//! `503` JSON answer with `Retry-After`), and a client must send its whole first request,
+//! head and body, within `--head-timeout` (10 s) of connecting, however it trickles the
+//! bytes; hyper's timer applies the same bound to every later request head on a
+//! keep-alive connection and to the idle time between them, and each later body must
+//! follow within the head timeout of its head (see [`live_common::conn`]).
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -25,7 +26,6 @@ use std::time::Duration;
 use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use live_common::ApiError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -119,6 +119,7 @@ async fn connection(
     events: Events,
     options: SocketOptions,
 ) -> Serving {
+    let accepted = tokio::time::Instant::now();
     if let Err(e) = tcp.set_nodelay(true) {
         return done(Err(e));
     }
@@ -143,7 +144,7 @@ async fn connection(
     if complete && ViewerRequest::parse(&head).is_some() {
         stream(tcp, head, events, options).await
     } else {
-        Box::pin(through_hyper(tcp, head, router, events, options))
+        Box::pin(through_hyper(tcp, head, accepted, router, events, options))
     }
 }
 
@@ -178,10 +179,12 @@ fn head_length(head: &[u8]) -> Option<Option<usize>> {
     }
 }
 
-/// Serves the connection with hyper and the axum router, starting with `head`.
+/// Serves the connection with hyper and the axum router, starting with `head`; the
+/// first request's body must arrive within the head timeout of `accepted`.
 async fn through_hyper(
     tcp: TcpStream,
     head: BytesMut,
+    accepted: tokio::time::Instant,
     router: Router,
     events: Events,
     options: SocketOptions,
@@ -193,8 +196,10 @@ async fn through_hyper(
         inner: Box::pin(io),
     });
     let mut stopping = events.stopping.clone();
-    let conn = live_common::conn::http1(options.head_timeout)
-        .serve_connection(io, TowerToHyperService::new(router));
+    let conn = live_common::conn::http1(options.head_timeout).serve_connection(
+        io,
+        live_common::conn::Service::new(router, accepted, options.head_timeout),
+    );
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => r.map_err(io::Error::other),

@@ -13,11 +13,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use live_common::ApiError;
+use live_common::conn::RequestBody;
 use live_proto::{MemberId, Topic};
 use serde::Deserialize;
 
 use super::{AppState, Events, response};
 use crate::connection::{self, Connection, Open};
+
+/// Largest body of a topics request (as the publisher's).
+const MAX_BODY: usize = 4096;
 
 /// Most pieces (frames and ids) gathered into one chunk of the stream.
 const MAX_BATCH: usize = 64;
@@ -159,12 +163,17 @@ pub(super) async fn add_topic(
     Path(connection): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: RequestBody,
 ) -> Response {
     let result = async {
+        let token = token(&headers, query.as_deref());
+        // Refused from the head, before waiting for a body: a missing or wrong token
+        // (401; whether it allows the topic is known once the body is read), a body
+        // too large by its Content-Length (413).
+        state.events.claims_for(token.as_deref(), &[])?;
+        let body = body.read(MAX_BODY).await?;
         let body: TopicBody = serde_json::from_slice(&body)
             .map_err(|_| ApiError::BadRequest("expected {\"topic\": \"kind:id\"}".into()))?;
-        let token = token(&headers, query.as_deref());
         state
             .events
             .change(&connection, true, &body.topic, token.as_deref())
