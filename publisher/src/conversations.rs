@@ -29,6 +29,7 @@ use prost::Message as _;
 use crate::ratelimit::RateLimiter;
 use crate::retry;
 use crate::service::RefusedError;
+use crate::store_full::{StoreHealth, classify};
 
 /// Live indicators held before a new one is only published, not remembered (it is then
 /// not coalesced): a bound on memory whatever the traffic.
@@ -155,6 +156,7 @@ pub struct Conversations {
     typing: Mutex<TypingCoalescer>,
     typing_limit: Option<RateLimiter<ConversationId>>,
     read_limit: Option<RateLimiter<ConversationId>>,
+    health: std::sync::Arc<StoreHealth>,
 }
 
 impl Conversations {
@@ -165,6 +167,7 @@ impl Conversations {
         typing_ttl: Duration,
         typing_limit: Option<RateLimiter<ConversationId>>,
         read_limit: Option<RateLimiter<ConversationId>>,
+        health: std::sync::Arc<StoreHealth>,
     ) -> Self {
         Self {
             client,
@@ -173,6 +176,7 @@ impl Conversations {
             typing: Mutex::new(TypingCoalescer::new(typing_ttl)),
             typing_limit,
             read_limit,
+            health,
         }
     }
 
@@ -264,11 +268,17 @@ impl Conversations {
         };
         let key = subjects::receipt_key(conversation, user);
         let stored = bytes::Bytes::from(receipt.encode_to_vec());
-        let revision = retry::until_deadline(retry::WRITE_DEADLINE, || {
-            self.receipts.put(&key, stored.clone())
+        let revision = retry::write(|| async {
+            self.receipts
+                .put(&key, stored.clone())
+                .await
+                .map_err(|e| classify(&e))
         })
-        .await
-        .map_err(|e| RefusedError::Unavailable(e.to_string()))?;
+        .await;
+        let revision = self
+            .health
+            .record("receipt", revision)
+            .map_err(RefusedError::store)?;
         receipt.revision = revision;
         let subject =
             subjects::conversation_live(&self.region, conversation, ConversationEvent::Read);

@@ -25,6 +25,19 @@ pub enum RefusedError {
     SlowMode { seconds: u64, retry_after_secs: u64 },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the write for want of room (answered at once, not retried).
+    #[error("the store is full: {0}")]
+    StoreFull(String),
+}
+
+impl RefusedError {
+    /// A failed store write: full, or unavailable.
+    pub fn store(e: crate::store_full::WriteError) -> Self {
+        match e {
+            crate::store_full::WriteError::Full(cause) => RefusedError::StoreFull(cause),
+            crate::store_full::WriteError::Failed(e) => RefusedError::Unavailable(e),
+        }
+    }
 }
 
 impl From<RefusedError> for live_common::ApiError {
@@ -44,13 +57,24 @@ impl From<RefusedError> for live_common::ApiError {
             RefusedError::Unavailable(cause) => {
                 live_common::ApiError::unavailable("storage", cause)
             }
+            RefusedError::StoreFull(_) => live_common::ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: STORE_FULL_RETRY_AFTER_SECS,
+            },
         }
     }
 }
 
+/// `Retry-After` of a write refused because the store is full: room comes back when an
+/// operator acts, not within a leader election.
+pub const STORE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<LikeError> for RefusedError {
     fn from(e: LikeError) -> Self {
-        RefusedError::Unavailable(e.to_string())
+        match e {
+            LikeError::Full(cause) => RefusedError::StoreFull(cause),
+            e => RefusedError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -119,7 +143,9 @@ impl Service {
                         metrics::counter!("publisher_likes_duplicate_total").increment(1);
                         return Ok(self.likes.total(&video).await?);
                     }
-                    Err(e) => return Err(RefusedError::Unavailable(e.to_string())),
+                    Err(e) => {
+                        return Err(RefusedError::store(crate::store_full::classify(&e)));
+                    }
                 }
             }
             None => None,
@@ -199,7 +225,10 @@ impl Service {
                 .comments
                 .store(video, user, text, key)
                 .await
-                .map_err(|e| RefusedError::Unavailable(e.to_string())),
+                .map_err(|e| match e {
+                    comments::StoreError::Full(cause) => RefusedError::StoreFull(cause),
+                    e => RefusedError::Unavailable(e.to_string()),
+                }),
             Err(e) => Err(e),
         };
         if stored.is_err()
