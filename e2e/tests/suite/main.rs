@@ -21,6 +21,7 @@ mod security;
 mod shutdown;
 mod slow_viewers;
 mod spine;
+mod store_full;
 mod storm;
 mod stream;
 mod viewer_counts;
