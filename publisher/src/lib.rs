@@ -178,6 +178,7 @@ pub async fn run(
             per_user("reads", config.reads_per_sec),
             store_health.clone(),
         ),
+        store_health: store_health.clone(),
     });
 
     tasks.spawn(store_full::probe(

@@ -13,6 +13,7 @@ use crate::conversations::Conversations;
 use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
 use crate::moderation::Moderation;
 use crate::ratelimit::RateLimiter;
+use crate::store_full::{Observation, classify};
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,8 @@ pub struct Service {
     pub moderation: Moderation,
     /// Typing indicators and read receipts of conversations.
     pub conversations: Conversations,
+    /// Whether the store refuses writes as full (the idempotency keys' writes tell too).
+    pub store_health: std::sync::Arc<crate::store_full::StoreHealth>,
 }
 
 impl Service {
@@ -137,15 +140,21 @@ impl Service {
         let claimed = match idempotency_key {
             Some(key) => {
                 let kv_key = format!("{video}.{user}.{key}");
-                match self.like_keys.create(&kv_key, bytes::Bytes::new()).await {
+                let created = self.like_keys.create(&kv_key, bytes::Bytes::new()).await;
+                let observed = match &created {
+                    Ok(_) => Observation::Stored,
+                    // Stored before: no news about room.
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Observation::Failed,
+                    Err(e) => Observation::from(&Err::<(), _>(classify(e))),
+                };
+                self.store_health.observe("like", observed);
+                match created {
                     Ok(_) => Some(kv_key),
                     Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                         metrics::counter!("publisher_likes_duplicate_total").increment(1);
                         return Ok(self.likes.total(&video).await?);
                     }
-                    Err(e) => {
-                        return Err(RefusedError::store(crate::store_full::classify(&e)));
-                    }
+                    Err(e) => return Err(RefusedError::store(classify(&e))),
                 }
             }
             None => None,

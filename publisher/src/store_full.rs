@@ -20,7 +20,10 @@
 //!
 //! What nats-server 2.14 answers (measured: `jetstream { max_file_store: 1MB }`, then
 //! writes until refused): `{"error":{"code":503,"err_code":10023,"description":
-//! "insufficient resources"}}`, for every stream of the server, at once (no timeout).
+//! "insufficient resources"}}`, for every stream of the server, at once (no timeout); a
+//! stream's own `max_bytes`/`max_msgs` with `discard: new` reached: `{"code":503,
+//! "err_code":10077,"description":"maximum bytes exceeded"}` (`"maximum messages
+//! exceeded"`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

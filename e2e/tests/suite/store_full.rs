@@ -114,6 +114,19 @@ async fn a_full_store_is_refused_at_once_and_reported_until_there_is_room() {
         )
         .await,
     );
+    // A like with an Idempotency-Key (its key is stored first), and the Retry-After.
+    let sent = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/videos/full/likes"))
+        .header("Idempotency-Key", "k1")
+        .json(&serde_json::json!({"user": "u1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "5");
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or_default();
+    assert_full("like with a key", &(status, body, sent.elapsed()));
     assert_full(
         "read receipt",
         &post(
