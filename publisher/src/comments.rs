@@ -26,6 +26,7 @@ use prost::Message as _;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::retry;
+use crate::store_full::{StoreHealth, WriteError, classify};
 
 /// Most comments published as one group.
 pub const MAX_BATCH: usize = 256;
@@ -39,6 +40,9 @@ pub const QUEUE: usize = 4096;
 pub enum StoreError {
     #[error("JetStream publish failed: {0}")]
     Publish(String),
+    /// JetStream refused it for want of room (not retried).
+    #[error("the store is full: {0}")]
+    Full(String),
     #[error("the publisher is shutting down")]
     Closed,
 }
@@ -73,18 +77,20 @@ pub struct CommentStore {
 }
 
 impl CommentStore {
-    /// Starts one writer per partition.
+    /// Starts one writer per partition; what their writes show about room in the store
+    /// goes to `health`.
     pub fn new(
         js: jetstream::Context,
         regions: Regions,
         partitions: Partitions,
+        health: Arc<StoreHealth>,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let writers = partitions
             .all()
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tasks.spawn(write_partition(js.clone(), rx));
+                tasks.spawn(write_partition(js.clone(), health.clone(), rx));
                 tx
             })
             .collect();
@@ -132,7 +138,11 @@ impl CommentStore {
 }
 
 /// A partition's writer: gathers what waits, writes it as one group, repeats.
-async fn write_partition(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>) {
+async fn write_partition(
+    js: jetstream::Context,
+    health: Arc<StoreHealth>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // `recv_many` takes everything already queued (up to the limit) without waiting.
@@ -151,9 +161,9 @@ async fn write_partition(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>
         }
         metrics::histogram!("publisher_comment_batch_size").record(batch.len() as f64);
         let group = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-        let js = js.clone();
+        let (js, health) = (js.clone(), health.clone());
         tokio::spawn(async move {
-            write_group(&js, group).await;
+            write_group(&js, &health, group).await;
             drop(permit);
         });
     }
@@ -161,8 +171,9 @@ async fn write_partition(js: jetstream::Context, mut rx: mpsc::Receiver<Pending>
     let _ = in_flight.acquire_many(MAX_BATCHES_IN_FLIGHT as u32).await;
 }
 
-/// Publishes the group back to back, then awaits the acks; retries the ones that failed.
-async fn write_group(js: &jetstream::Context, group: Vec<Pending>) {
+/// Publishes the group back to back, then awaits the acks; retries the ones that failed,
+/// except those the store refused as full (answered at once).
+async fn write_group(js: &jetstream::Context, health: &StoreHealth, group: Vec<Pending>) {
     let mut sent: Vec<(Pending, Option<PublishAckFuture>)> = Vec::with_capacity(group.len());
     for p in group {
         let ack = js.send_publish(p.subject.clone(), message(&p)).await.ok();
@@ -170,23 +181,24 @@ async fn write_group(js: &jetstream::Context, group: Vec<Pending>) {
     }
     let acks = join_all(sent.into_iter().map(|(p, ack)| async move {
         let first = match ack {
-            Some(ack) => ack.await.map_err(|e| e.to_string()),
-            None => Err("not sent".to_owned()),
+            Some(ack) => ack.await.map_err(|e| classify(&e)),
+            None => Err(WriteError::Failed("not sent".to_owned())),
         };
         let result = match first {
             Ok(ack) => Ok(ack),
+            Err(full @ WriteError::Full(_)) => Err(full),
             // The same message with the same Nats-Msg-Id: stored once however often sent.
-            Err(_) => retry::until_deadline(retry::WRITE_DEADLINE, || async {
+            Err(_) => retry::write(|| async {
                 js.send_publish(p.subject.clone(), message(&p))
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| classify(&e))?
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| classify(&e))
             })
             .await
             .inspect(|_| metrics::counter!("publisher_write_retries_total").increment(1)),
         };
-        (p, result)
+        (p, health.record("comment", result))
     }));
     for (p, result) in acks.await {
         let result = match result {
@@ -199,7 +211,10 @@ async fn write_group(js: &jetstream::Context, group: Vec<Pending>) {
             }
             Err(e) => {
                 metrics::counter!("publisher_comment_write_errors_total").increment(1);
-                Err(StoreError::Publish(e))
+                Err(match e {
+                    WriteError::Full(cause) => StoreError::Full(cause),
+                    WriteError::Failed(e) => StoreError::Publish(e),
+                })
             }
         };
         let _ = p.done.send(result);

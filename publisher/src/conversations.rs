@@ -29,6 +29,7 @@ use prost::Message as _;
 use crate::ratelimit::RateLimiter;
 use crate::retry;
 use crate::service::RefusedError;
+use crate::store_full::{StoreHealth, classify};
 
 /// Live indicators held before a new one is only published, not remembered (it is then
 /// not coalesced): a bound on memory whatever the traffic.
@@ -154,6 +155,7 @@ pub struct Conversations {
     receipts: kv::Store,
     typing: Mutex<TypingCoalescer>,
     limits: Limits,
+    health: std::sync::Arc<StoreHealth>,
 }
 
 /// The rate limits of conversations (`None`: off, `--no-rate-limit`).
@@ -175,6 +177,7 @@ impl Conversations {
         receipts: kv::Store,
         typing_ttl: Duration,
         limits: Limits,
+        health: std::sync::Arc<StoreHealth>,
     ) -> Self {
         Self {
             client,
@@ -182,6 +185,7 @@ impl Conversations {
             receipts,
             typing: Mutex::new(TypingCoalescer::new(typing_ttl)),
             limits,
+            health,
         }
     }
 
@@ -284,11 +288,17 @@ impl Conversations {
         };
         let key = subjects::receipt_key(conversation, user);
         let stored = bytes::Bytes::from(receipt.encode_to_vec());
-        let revision = retry::until_deadline(retry::WRITE_DEADLINE, || {
-            self.receipts.put(&key, stored.clone())
+        let revision = retry::write(|| async {
+            self.receipts
+                .put(&key, stored.clone())
+                .await
+                .map_err(|e| classify(&e))
         })
-        .await
-        .map_err(|e| RefusedError::Unavailable(e.to_string()))?;
+        .await;
+        let revision = self
+            .health
+            .record("receipt", revision)
+            .map_err(RefusedError::store)?;
         receipt.revision = revision;
         let subject =
             subjects::conversation_live(&self.region, conversation, ConversationEvent::Read);

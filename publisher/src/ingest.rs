@@ -477,7 +477,7 @@ async fn refused(client: &async_nats::Client, reply: Option<async_nats::Subject>
     let status = match e {
         RefusedError::RateLimited { .. } | RefusedError::SlowMode { .. } => 429,
         RefusedError::Banned { .. } => 403,
-        RefusedError::Unavailable(_) => 503,
+        RefusedError::Unavailable(_) | RefusedError::StoreFull(_) => 503,
     };
     refuse(client, reply, status, &e.to_string()).await;
 }

@@ -14,6 +14,8 @@
 //!   (stored in the `RECEIPTS_{region}` bucket, then published).
 //! - [`placement`]: keeps the partitions' stream leaders spread over the servers.
 //! - [`retry`]: retries of JetStream writes with the same message id, to a deadline.
+//! - [`store_full`]: a write the store refuses as full — answered at once, not retried;
+//!   `/healthz` says 503 while it lasts.
 //! - [`service`]: the two operations both edges call.
 //! - [`http`]: the HTTP edge (`POST /v1/videos/{video}/likes|comments`,
 //!   `POST /v1/conversations/{id}/typing|read`).
@@ -36,6 +38,7 @@ pub mod placement;
 pub mod ratelimit;
 pub mod retry;
 pub mod service;
+pub mod store_full;
 pub mod streams;
 
 use std::future::Future;
@@ -132,15 +135,25 @@ pub async fn run(
     if config.jwt_secret.as_ref().is_some_and(|k| k.len() < 32) {
         tracing::warn!("--jwt-secret is shorter than 32 bytes; use a long random secret");
     }
+    // Whether the store refuses writes as full: set and cleared by every write (and the
+    // probe), read by `/healthz`.
+    let store_health = Arc::new(store_full::StoreHealth::default());
     let service = Arc::new(service::Service {
         auth: auth::Auth::with_verifier(verifier),
-        comments: comments::CommentStore::new(js.clone(), regions.clone(), partitions, &tasks),
+        comments: comments::CommentStore::new(
+            js.clone(),
+            regions.clone(),
+            partitions,
+            store_health.clone(),
+            &tasks,
+        ),
         like_keys: buckets.like_keys,
         likes: likes::LikeBatcher::spawn(
             client.clone(),
             regions.own().clone(),
             partitions,
             config.like_window,
+            store_health.clone(),
             &tasks,
         ),
         like_limit: limiter(
@@ -174,8 +187,18 @@ pub async fn run(
                 }),
                 reads: per_user("reads", config.reads_per_sec),
             },
+            store_health.clone(),
         ),
+        store_health: store_health.clone(),
     });
+
+    tasks.spawn(store_full::probe(
+        store_health.clone(),
+        service.like_keys.clone(),
+        // Unique per instance, like the counts' name below.
+        format!("{name}-{:06x}", rand::random_range(0..0xff_ffffu32)),
+        stop.clone(),
+    ));
 
     let audience = counts::viewers::subscribe(&client, regions.own()).await?;
     tasks.spawn(counts::viewers::run(
@@ -214,8 +237,15 @@ pub async fn run(
         tasks.spawn(async move { service.moderation.follow(stop.cancelled_owned()).await })
     };
 
+    let health_check = {
+        let store_health = store_health.clone();
+        move || store_health.cause()
+    };
     let app = http::router(service)
-        .merge(live_common::ops::router(client.clone()))
+        .merge(live_common::ops::router_with_check(
+            client.clone(),
+            health_check,
+        ))
         .layer(axum::middleware::map_response(
             live_common::error::json_rejections,
         ));

@@ -26,6 +26,7 @@ use live_proto::{Partition, Partitions, Region, VideoId, subjects, v1};
 use prost::Message as _;
 
 use crate::retry;
+use crate::store_full::{StoreHealth, WriteError, classify};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Flushes in flight at once.
@@ -38,8 +39,20 @@ pub const QUEUE: usize = 16_384;
 pub enum LikeError {
     #[error("JetStream counter write failed: {0}")]
     Store(String),
+    /// JetStream refused it for want of room (not retried).
+    #[error("the store is full: {0}")]
+    Full(String),
     #[error("the publisher is shutting down")]
     Closed,
+}
+
+impl From<WriteError> for LikeError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Full(cause) => LikeError::Full(cause),
+            WriteError::Failed(e) => LikeError::Store(e),
+        }
+    }
 }
 
 /// Who waits for a like's outcome.
@@ -67,16 +80,18 @@ pub struct LikeBatcher {
     js: jetstream::Context,
     region: Region,
     partitions: Partitions,
+    health: Arc<StoreHealth>,
 }
 
 impl LikeBatcher {
     /// Starts a batcher task per partition; they end when every handle is dropped, after
-    /// flushing.
+    /// flushing. What their writes show about room in the store goes to `health`.
     pub fn spawn(
         client: async_nats::Client,
         region: Region,
         partitions: Partitions,
         window: Duration,
+        health: Arc<StoreHealth>,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Self {
         let js = crate::retry::context(client.clone());
@@ -89,6 +104,7 @@ impl LikeBatcher {
                     client: client.clone(),
                     region: region.clone(),
                     partition,
+                    health: health.clone(),
                 };
                 tasks.spawn(run(rx, flusher, window));
                 tx
@@ -99,6 +115,7 @@ impl LikeBatcher {
             js,
             region,
             partitions,
+            health,
         }
     }
 
@@ -127,7 +144,16 @@ impl LikeBatcher {
     ) -> Result<u64, LikeError> {
         let p = self.partitions.of(video);
         let accepted_at_ms = live_proto::now_ms();
-        let (total, duplicate) = increment(&self.js, &self.region, p, video, count, msg_id).await?;
+        let (total, duplicate) = increment(
+            &self.js,
+            &self.health,
+            &self.region,
+            p,
+            video,
+            count,
+            msg_id,
+        )
+        .await?;
         if duplicate {
             metrics::counter!("publisher_likes_duplicate_total").increment(count);
         } else {
@@ -174,6 +200,7 @@ struct Flusher {
     client: async_nats::Client,
     region: Region,
     partition: Partition,
+    health: Arc<StoreHealth>,
 }
 
 async fn run(mut rx: mpsc::Receiver<Like>, flusher: Flusher, window: Duration) {
@@ -262,6 +289,7 @@ impl Flusher {
         let msg_id = crate::comments::random_key();
         increment(
             &self.js,
+            &self.health,
             &self.region,
             self.partition,
             video,
@@ -302,9 +330,11 @@ impl Flusher {
 
 /// Adds `count` to the video's counter in partition `p` with the write's `Nats-Msg-Id`
 /// `msg_id`, retried through failures with that same id; returns the new total and
-/// whether JetStream had already stored that id (a retry: not counted again).
+/// whether JetStream had already stored that id (a retry: not counted again). A write the
+/// store refuses as full is not retried.
 async fn increment(
     js: &jetstream::Context,
+    health: &StoreHealth,
     region: &Region,
     p: Partition,
     video: &VideoId,
@@ -312,7 +342,7 @@ async fn increment(
     msg_id: &str,
 ) -> Result<(u64, bool), LikeError> {
     let subject = subjects::likes_counter(region, p, video);
-    let ack = retry::until_deadline(retry::WRITE_DEADLINE, || {
+    let ack = retry::write(|| {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Incr", format!("+{count}").as_str());
         headers.insert("Nats-Msg-Id", msg_id);
@@ -320,12 +350,13 @@ async fn increment(
         async move {
             js.publish_with_headers(subject, headers, Bytes::new())
                 .await
-                .map_err(|e| LikeError::Store(e.to_string()))?
+                .map_err(|e| classify(&e))?
                 .await
-                .map_err(|e| LikeError::Store(e.to_string()))
+                .map_err(|e| classify(&e))
         }
     })
-    .await?;
+    .await;
+    let ack = health.record("like", ack)?;
     match ack.value.as_deref().and_then(|v| v.parse().ok()) {
         Some(total) if !ack.duplicate => Ok((total, false)),
         // A duplicate's ack carries no new value; read it.

@@ -8,6 +8,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::store_full::WriteError;
+
 /// How long one write may keep retrying before the request fails (503).
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(15);
 /// How long one attempt waits for JetStream's ack.
@@ -22,13 +24,38 @@ pub fn context(client: async_nats::Client) -> async_nats::jetstream::Context {
 }
 
 /// Runs `attempt` until it succeeds or `deadline` passes; returns the last error.
-pub async fn until_deadline<T, E, F, Fut>(deadline: Duration, mut attempt: F) -> Result<T, E>
+pub async fn until_deadline<T, E, F, Fut>(deadline: Duration, attempt: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: std::fmt::Display,
 {
-    let give_up = Instant::now() + deadline;
+    until_deadline_or(deadline, |_| false, attempt).await
+}
+
+/// A JetStream write of a comment, like or receipt: retried to [`WRITE_DEADLINE`] through
+/// a leader election, but not when the store refuses it as full (answered at once; see
+/// [`crate::store_full`]).
+pub async fn write<T, F, Fut>(attempt: F) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    until_deadline_or(WRITE_DEADLINE, WriteError::is_full, attempt).await
+}
+
+/// Like [`until_deadline`], but an error for which `give_up` is true ends it at once.
+pub async fn until_deadline_or<T, E, F, Fut>(
+    deadline: Duration,
+    give_up: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline_at = Instant::now() + deadline;
     let mut backoff = Duration::from_millis(25);
     let mut tries = 0u32;
     loop {
@@ -41,7 +68,7 @@ where
                 }
                 return Ok(v);
             }
-            Err(e) if Instant::now() + backoff < give_up => {
+            Err(e) if !give_up(&e) && Instant::now() + backoff < deadline_at => {
                 tracing::debug!(error = %e, tries, "JetStream write failed, retrying");
                 let jitter = rand::rng().random_range(0.5..1.5);
                 tokio::time::sleep(backoff.mul_f64(jitter)).await;
@@ -81,5 +108,37 @@ mod tests {
             until_deadline(Duration::from_millis(200), || async { Err("down") }).await;
         assert_eq!(r, Err("down"));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_full_store_is_not_retried() {
+        let mut tries = 0;
+        let started = Instant::now();
+        let r: Result<(), WriteError> = write(|| {
+            tries += 1;
+            async { Err(WriteError::Full("insufficient resources".into())) }
+        })
+        .await;
+        assert!(r.unwrap_err().is_full());
+        assert_eq!(tries, 1);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn other_write_failures_are_retried() {
+        let mut tries = 0;
+        let r: Result<u32, WriteError> = write(|| {
+            tries += 1;
+            let t = tries;
+            async move {
+                if t < 4 {
+                    Err(WriteError::Failed("no leader".into()))
+                } else {
+                    Ok(t)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(4));
     }
 }

@@ -13,6 +13,7 @@ use crate::conversations::Conversations;
 use crate::likes::{Like, LikeBatcher, LikeError, Waiter};
 use crate::moderation::Moderation;
 use crate::ratelimit::RateLimiter;
+use crate::store_full::{Observation, classify};
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,19 @@ pub enum RefusedError {
     SlowMode { seconds: u64, retry_after_secs: u64 },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the write for want of room (answered at once, not retried).
+    #[error("the store is full: {0}")]
+    StoreFull(String),
+}
+
+impl RefusedError {
+    /// A failed store write: full, or unavailable.
+    pub fn store(e: crate::store_full::WriteError) -> Self {
+        match e {
+            crate::store_full::WriteError::Full(cause) => RefusedError::StoreFull(cause),
+            crate::store_full::WriteError::Failed(e) => RefusedError::Unavailable(e),
+        }
+    }
 }
 
 impl From<RefusedError> for live_common::ApiError {
@@ -44,13 +58,24 @@ impl From<RefusedError> for live_common::ApiError {
             RefusedError::Unavailable(cause) => {
                 live_common::ApiError::unavailable("storage", cause)
             }
+            RefusedError::StoreFull(_) => live_common::ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: STORE_FULL_RETRY_AFTER_SECS,
+            },
         }
     }
 }
 
+/// `Retry-After` of a write refused because the store is full: room comes back when an
+/// operator acts, not within a leader election.
+pub const STORE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<LikeError> for RefusedError {
     fn from(e: LikeError) -> Self {
-        RefusedError::Unavailable(e.to_string())
+        match e {
+            LikeError::Full(cause) => RefusedError::StoreFull(cause),
+            e => RefusedError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -65,6 +90,8 @@ pub struct Service {
     pub moderation: Moderation,
     /// Typing indicators and read receipts of conversations.
     pub conversations: Conversations,
+    /// Whether the store refuses writes as full (the idempotency keys' writes tell too).
+    pub store_health: std::sync::Arc<crate::store_full::StoreHealth>,
 }
 
 impl Service {
@@ -113,13 +140,21 @@ impl Service {
         let claimed = match idempotency_key {
             Some(key) => {
                 let kv_key = format!("{video}.{user}.{key}");
-                match self.like_keys.create(&kv_key, bytes::Bytes::new()).await {
+                let created = self.like_keys.create(&kv_key, bytes::Bytes::new()).await;
+                let observed = match &created {
+                    Ok(_) => Observation::Stored,
+                    // Stored before: no news about room.
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Observation::Failed,
+                    Err(e) => Observation::from(&Err::<(), _>(classify(e))),
+                };
+                self.store_health.observe("like", observed);
+                match created {
                     Ok(_) => Some(kv_key),
                     Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                         metrics::counter!("publisher_likes_duplicate_total").increment(1);
                         return Ok(self.likes.total(&video).await?);
                     }
-                    Err(e) => return Err(RefusedError::Unavailable(e.to_string())),
+                    Err(e) => return Err(RefusedError::store(classify(&e))),
                 }
             }
             None => None,
@@ -201,7 +236,10 @@ impl Service {
                 .comments
                 .store(video, user, text, key)
                 .await
-                .map_err(|e| RefusedError::Unavailable(e.to_string())),
+                .map_err(|e| match e {
+                    comments::StoreError::Full(cause) => RefusedError::StoreFull(cause),
+                    e => RefusedError::Unavailable(e.to_string()),
+                }),
             Err(e) => Err(e),
         };
         if stored.is_err()

@@ -23,6 +23,7 @@ mod shutdown;
 mod slow_bodies;
 mod slow_viewers;
 mod spine;
+mod store_full;
 mod storm;
 mod stream;
 mod viewer_counts;
