@@ -2,7 +2,8 @@
 //! test binary whose tests run two at a time; two clusters (or a cluster beside a
 //! supercluster of six servers) on two cores slowed JetStream leader elections past the
 //! publisher's 15 s write deadline (a CI run failed so). Tests on a single nats-server
-//! are not held back.
+//! are not held back; a test that loads both cores otherwise (`run_script`'s demo
+//! audience) takes the slot too.
 
 use std::sync::{Condvar, Mutex};
 

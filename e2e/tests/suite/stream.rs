@@ -435,6 +435,7 @@ async fn typing_and_receipt_latency() {
     let nats = NatsServer::start();
     let publisher = publisher(&nats, |c| {
         c.typing_per_sec = 10_000.0;
+        c.conversation_typing_per_sec = 10_000.0;
         c.reads_per_sec = 10_000.0;
     })
     .await;
