@@ -1,5 +1,6 @@
 //! The operational endpoints every service serves: `GET /healthz` (200 when the NATS
-//! connection is up, 503 when not) and `GET /metrics` (Prometheus text format). A service
+//! connection is up, 503 with `{"error": …}` when not) and `GET /metrics` (Prometheus
+//! text format). A service
 //! may add its own check ([`router_with_check`]): `/healthz` then also answers 503, with
 //! `{"error": …}` naming the cause, while the check reports one.
 
@@ -49,7 +50,10 @@ async fn healthz(
         },
         state => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"nats": state.to_string()})),
+            axum::Json(serde_json::json!({
+                "error": format!("the NATS connection is {state}"),
+                "nats": state.to_string(),
+            })),
         ),
     }
 }

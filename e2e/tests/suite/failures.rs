@@ -160,6 +160,45 @@ async fn a_single_nats_server_restarted_under_load_loses_nothing() {
     assert_exactly(&got, &posted);
 }
 
+/// With its NATS server gone, each service's `/healthz` answers 503 with a JSON error
+/// saying so (a load balancer takes it out), and 200 again once NATS is back.
+#[tokio::test]
+async fn healthz_says_503_with_the_cause_while_nats_is_down() {
+    let mut nats = NatsServer::start();
+    let publisher = publisher(&nats, |_| {}).await;
+    let fe = frontend(&nats, |_| {}).await;
+    let http = reqwest::Client::new();
+    let health = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/healthz")).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    nats.kill();
+    for url in [&publisher.url, &fe.url] {
+        let down = e2e::eventually_async(Duration::from_secs(10), || async {
+            health(url.clone()).await.0 == 503
+        })
+        .await;
+        assert!(down, "{url}: /healthz still 200 with NATS gone");
+        let (_, body) = health(url.clone()).await;
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("NATS")),
+            "{url}: {body}"
+        );
+    }
+    nats.relaunch();
+    for url in [&publisher.url, &fe.url] {
+        let up = e2e::eventually_async(Duration::from_secs(20), || async {
+            health(url.clone()).await.0 == 200
+        })
+        .await;
+        assert!(up, "{url}: /healthz not 200 again after NATS came back");
+    }
+}
+
 #[tokio::test]
 async fn a_cut_link_between_frontend_and_nats_is_backfilled_on_reconnect() {
     let nats = NatsServer::start();
