@@ -433,8 +433,11 @@ fi
 # --- 100k viewers (ours) -----------------------------------------------------------------
 if want 100k; then
   fe_urls=""; big_pids="publisher:$pub_pid,nats:$nats_pid"
+  # Each frontend holds BIG_VIEWERS / BIG_FRONTENDS viewers (16,667 at 100k): above the
+  # default --max-connections of 16,000, still below the 20,000 open files with NATS.
+  big_cap=$(( BIG_VIEWERS / BIG_FRONTENDS + 2000 ))
   for ((f=1; f<=BIG_FRONTENDS; f++)); do
-    start_frontend "frontend-big$f"
+    start_frontend "frontend-big$f" "$PARTITIONS" --max-connections "$big_cap"
     fe_urls+="${fe_urls:+,}$fe_url"; big_pids+=",frontend$f:$fe_pid"
   done
   per=$(( (BIG_VIEWERS + BIG_PROCS - 1) / BIG_PROCS ))
