@@ -222,6 +222,28 @@ async fn bad_http_input_is_refused_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // A request target that is no URI (a raw `>`), which hyper answers with an empty 400:
+    // the frontend answers it with a JSON error.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = fe.url.trim_start_matches("http://");
+        let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+        raw.write_all(b"DELETE /v1/stream/x.>/topics/video:a HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(T, raw.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(
+            json["error"].as_str().is_some_and(|e| e.contains("URI")),
+            "{json}"
+        );
+    }
     // The fast path percent-decodes the id as axum does: a wildcard stays refused, an
     // encoded letter is that letter.
     for (path, status) in [

@@ -143,8 +143,26 @@ async fn connection(
     };
     if complete && ViewerRequest::parse(&head).is_some() {
         stream(tcp, head, events, options).await
+    } else if complete && !target_is_uri(&head) {
+        // hyper would answer a request target that is no URI (`/v1/stream/x.>/topics`)
+        // with an empty 400; every other error of ours is JSON.
+        let error = ApiError::BadRequest("the request target is not a valid URI".into());
+        let timeout = options.write_timeout;
+        Box::pin(async move { write_error(&mut tcp, error, "", timeout).await })
     } else {
         Box::pin(through_hyper(tcp, head, accepted, router, events, options))
+    }
+}
+
+/// Whether a complete head's request target parses as a URI, as hyper requires.
+fn target_is_uri(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(_) => request
+            .path
+            .is_some_and(|t| t.parse::<axum::http::Uri>().is_ok()),
+        Err(_) => true,
     }
 }
 
@@ -624,6 +642,18 @@ mod tests {
         let r = ViewerRequest::parse(b"GET /v1/stream?topics=video:a HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(r.video, None);
         assert_eq!(r.query, Some("topics=video:a"));
+    }
+
+    #[test]
+    fn a_target_that_is_no_uri_is_told_apart() {
+        assert!(target_is_uri(b"GET /v1/stream/x/topics HTTP/1.1\r\n\r\n"));
+        assert!(target_is_uri(
+            b"DELETE /v1/stream/x.%3E/topics/video:a HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!target_is_uri(
+            b"DELETE /v1/stream/x.>/topics/video:a HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!target_is_uri(b"GET /v1/stream/<x> HTTP/1.1\r\n\r\n"));
     }
 
     #[test]
