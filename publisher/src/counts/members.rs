@@ -65,6 +65,8 @@ pub async fn run(
             _ = tick.tick() => {
                 let now = Instant::now();
                 sums.expire(now);
+                // Nobody publishes these sums: members gone (0, or expired) leave here.
+                sums.forget_empty();
                 metrics::gauge!("publisher_members_online").set(sums.len() as f64);
                 if queries.is_none() && warmup.is_ready(now) {
                     let subject = subjects::presence_query(&region);

@@ -118,6 +118,14 @@ impl<K: Hash + Eq + Clone> Sums<K> {
         out
     }
 
+    /// Forgets the ids no frontend counts any more, unless a 0 is still to be published
+    /// for them ([`Sums::due`] forgets those once it went out). For sums nobody
+    /// publishes (members online), this is what keeps the map to the ids counted now.
+    pub fn forget_empty(&mut self) {
+        self.ids
+            .retain(|_, v| !v.nodes.is_empty() || v.published.is_some_and(|(n, _)| n > 0));
+    }
+
     /// The region's total of `video` as summed here.
     pub fn total(&self, video: &K) -> u64 {
         self.ids.get(video).map_or(0, |v| v.total)
@@ -227,6 +235,33 @@ mod tests {
         // Lose every shard, then get them back: everything goes out again.
         assert_eq!(s.due(t0 + 2 * S, |_: &VideoId| false), []);
         assert_eq!(s.due(t0 + 3 * S, |_: &VideoId| true).len(), videos.len());
+    }
+
+    #[test]
+    fn ids_nobody_counts_are_forgotten_unless_their_zero_is_due() {
+        let t0 = Instant::now();
+        let mut s = Sums::default();
+        s.report("a", v("gone"), 1, t0 + S);
+        s.report("a", v("left"), 1, t0 + 60 * S);
+        s.report("a", v("stays"), 1, t0 + 60 * S);
+        assert_eq!(s.due(t0, |_: &VideoId| true).len(), 3);
+        s.report("a", v("left"), 0, t0);
+        s.expire(t0 + 2 * S);
+        s.forget_empty();
+        // "gone" and "left" were published non-zero: kept until their 0 goes out.
+        assert_eq!(s.len(), 3);
+        let mut zeros = s.due(t0 + 2 * S, |_: &VideoId| true);
+        zeros.sort();
+        assert_eq!(zeros, [(v("gone"), 0), (v("left"), 0)]);
+        assert_eq!(s.len(), 1);
+        // Never published (members' sums): forgotten at once.
+        let mut m = Sums::default();
+        m.report("a", v("ann"), 1, t0 + S);
+        m.report("a", v("bob"), 1, t0 + 60 * S);
+        m.expire(t0 + 2 * S);
+        m.forget_empty();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.total(&v("bob")), 1);
     }
 
     #[test]
