@@ -137,6 +137,16 @@ pub struct BodyDeadline {
     pub timeout: Duration,
 }
 
+impl BodyDeadline {
+    /// `timeout` from now.
+    fn from_now(timeout: Duration) -> Self {
+        BodyDeadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+}
+
 /// The hyper service of one connection: the router, each request given its
 /// [`BodyDeadline`] (see the module docs).
 pub struct Service {
@@ -169,14 +179,14 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Service {
     >>::Future;
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
-        let at = self
-            .first
-            .take()
-            .unwrap_or_else(|| Instant::now() + self.head_timeout);
-        request.extensions_mut().insert(BodyDeadline {
-            at,
-            timeout: self.head_timeout,
-        });
+        let deadline = match self.first.take() {
+            Some(at) => BodyDeadline {
+                at,
+                timeout: self.head_timeout,
+            },
+            None => BodyDeadline::from_now(self.head_timeout),
+        };
+        request.extensions_mut().insert(deadline);
         self.router.call(request)
     }
 }
@@ -205,10 +215,7 @@ impl<S: Send + Sync> FromRequest<S> for RequestBody {
             .extensions
             .get::<BodyDeadline>()
             .copied()
-            .unwrap_or(BodyDeadline {
-                at: Instant::now() + DEFAULT_HEAD_TIMEOUT,
-                timeout: DEFAULT_HEAD_TIMEOUT,
-            });
+            .unwrap_or_else(|| BodyDeadline::from_now(DEFAULT_HEAD_TIMEOUT));
         Ok(RequestBody {
             body,
             content_length,
@@ -224,10 +231,7 @@ impl RequestBody {
         RequestBody {
             content_length: Some(bytes.len() as u64),
             body: Body::from(bytes),
-            deadline: BodyDeadline {
-                at: Instant::now() + DEFAULT_HEAD_TIMEOUT,
-                timeout: DEFAULT_HEAD_TIMEOUT,
-            },
+            deadline: BodyDeadline::from_now(DEFAULT_HEAD_TIMEOUT),
         }
     }
 
@@ -270,10 +274,7 @@ mod tests {
         RequestBody {
             body: Body::from_stream(pending),
             content_length: Some(length),
-            deadline: BodyDeadline {
-                at: Instant::now() + timeout,
-                timeout,
-            },
+            deadline: BodyDeadline::from_now(timeout),
         }
     }
 

@@ -174,6 +174,16 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
     f()
 }
 
+/// A service's `/metrics` (Prometheus text) at `base_url`.
+pub async fn metrics(base_url: &str) -> String {
+    reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// A frontend as a real process (so it can be killed with -9), on a free port.
 pub async fn frontend_process(nats_urls: &str, extra: &[&str]) -> (testkit::Process, Service) {
     service_process("frontend", nats_urls, extra).await

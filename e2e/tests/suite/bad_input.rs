@@ -366,12 +366,7 @@ async fn nats_ingest_validates_and_acknowledges() {
     .await;
     assert!(quiet.is_err(), "a refused message was forwarded: {quiet:?}");
 
-    let metrics = reqwest::get(format!("{}/metrics", publisher.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e2e::metrics(&publisher.url).await;
     assert!(
         metrics.contains("publisher_ingest_undecodable_total"),
         "undecodable messages are counted"
@@ -389,11 +384,6 @@ async fn nats_ingest_validates_and_acknowledges() {
     client.flush().await.unwrap();
     let after = comment(&publisher, "ingested", "u2", "still alive").await;
     assert_eq!(v.expect_named("comment", T).await.id, Some(after));
-    let metrics = reqwest::get(format!("{}/metrics", fe.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e2e::metrics(&fe.url).await;
     assert!(metrics.contains("frontend_undecodable_total"));
 }

@@ -298,12 +298,7 @@ async fn live_page_renews_its_token_when_the_stream_expires() {
     assert_eq!(texts(&p), posted, "once each, in order: {p:#}");
     assert_eq!(p["error"], "", "{p:#}");
 
-    let metrics = reqwest::get(format!("{}/metrics", fe.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e2e::metrics(&fe.url).await;
     let expired: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("frontend_streams_expired_total "))

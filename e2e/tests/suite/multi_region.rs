@@ -462,12 +462,7 @@ async fn cut_gateways_keep_both_regions_working_and_healing_loses_nothing() {
         "after healing: west had east's {n} cut comments after {west_caught_up:?}, east had \
          west's after {east_caught_up:?}; both totals 16 after {converged:?}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", east.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e2e::metrics(&east.url).await;
     let restarts = metrics
         .lines()
         .find_map(|l| l.strip_prefix("publisher_mirror_restarts_total "))

@@ -82,12 +82,7 @@ async fn viewers_that_never_read_cost_bounded_memory_and_slow_no_one() {
     // Their sockets stopped draining: after --write-timeout they are closed and counted
     // out, leaving only the readers' connections (closed by now too).
     let reaped = e2e::eventually_async(Duration::from_secs(15), || async {
-        let metrics = reqwest::get(format!("{}/metrics", fe.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = e2e::metrics(&fe.url).await;
         metrics.lines().any(|l| l == "frontend_viewers 0")
     })
     .await;

@@ -172,12 +172,7 @@ async fn a_full_store_is_refused_at_once_and_reported_until_there_is_room() {
         &ask(subjects::ingest_like(&video), like.encode_to_vec()).await,
     );
 
-    let metrics = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = e2e::metrics(url).await;
     assert!(
         metrics
             .lines()

@@ -90,12 +90,7 @@ async fn viewer(
 
 /// The sum of a counter's series in a frontend's `/metrics`, by label set.
 async fn counter(fe: &Service, name: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("{}/metrics", fe.url))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap();
+    let text = e2e::metrics(&fe.url).await;
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| {

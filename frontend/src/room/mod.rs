@@ -323,13 +323,14 @@ impl Room {
     }
 
     /// As a room's task leaves a room that opened when `last` was the video's newest
-    /// comment (one region), then broadcast `live` (ring as large as the queue).
+    /// comment (one region), then broadcast `live` (a ring of `capacity`).
     #[cfg(test)]
     pub(crate) fn open_at_for_tests(
         &self,
         regions: &Regions,
         last: u64,
         live: &[(u64, v1::Comment)],
+        capacity: usize,
     ) {
         self.state().positions[0] = Position {
             last_seq: last,
@@ -337,7 +338,7 @@ impl Room {
             complete_since: last,
         };
         for (seq, c) in live {
-            self.push_comment(regions, 0, *seq, c, self.queue);
+            self.push_comment(regions, 0, *seq, c, capacity);
         }
     }
 
@@ -461,14 +462,8 @@ mod tests {
     /// sets it from JetStream), then broadcast `live`.
     fn opened_at(regions: &Regions, last: u64, live: &[u64], capacity: usize) -> Arc<Room> {
         let room = Room::new(VideoId::parse("v").unwrap(), 16, 1);
-        room.state().positions[0] = Position {
-            last_seq: last,
-            known: true,
-            complete_since: last,
-        };
-        for &seq in live {
-            room.push_comment(regions, 0, seq, &comment("live"), capacity);
-        }
+        let live: Vec<_> = live.iter().map(|&seq| (seq, comment("live"))).collect();
+        room.open_at_for_tests(regions, last, &live, capacity);
         room
     }
 

@@ -358,7 +358,7 @@ mod tests {
         // A room opened when 6 was the newest, one live comment since.
         let room = Room::new(video.clone(), 64, 1);
         let seven = store.add_comment(0, &video, comment("c7", 7));
-        room.open_at_for_tests(&regions, 6, &[(seven, comment("c7", 7))]);
+        room.open_at_for_tests(&regions, 6, &[(seven, comment("c7", 7))], 64);
         let mut replays = Vec::new();
         // 100 viewers of a dead node, all last saw comment 3.
         for _ in 0..100 {
