@@ -109,6 +109,10 @@ fn bad_publisher_flags_exit_64_naming_the_flag() {
         (&["--replicas", "9"], "--replicas"),
         (&["--partitions", "0"], "--partitions"),
         (&["--like-window", "soon"], "--like-window"),
+        (
+            &["--conversation-typing-per-sec", "0"],
+            "--conversation-typing-per-sec",
+        ),
         (&["--listen", "not-an-address"], "--listen"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
@@ -132,6 +136,7 @@ fn bad_frontend_flags_exit_64_naming_the_flag() {
         (&["--retry-max", "1h"], "--retry-max"),
         (&["--write-timeout", "0ms"], "--write-timeout"),
         (&["--presence-ttl", "10ms"], "--presence-ttl"),
+        (&["--viewers-ttl", "1s"], "--viewers-ttl"),
         (&["--viewer-queue", "0"], "--viewer-queue"),
         (&["--max-replay", "0"], "--max-replay"),
         (&["--region", "x", "--regions", "east,west"], "--region"),
