@@ -18,8 +18,9 @@
 //! Each connect costs a survivor an HTTP request, a room join and a replay of what the
 //! viewer missed (from the room's in-memory ring when it reaches back far enough, else a
 //! JetStream read: `frontend_history_reads_total`). The default 2–10 s keeps the
-//! survivors' arrival rate of a 100k-viewer node near 12.5k/s, which a node absorbs
-//! without its own viewers' latency moving much, while no viewer waits longer than 10 s
+//! survivors' arrival rate of a 100k-viewer node near 12.5k/s (measured at 10k viewers
+//! on 2 cores: the survivors' own p99 ×1.4–1.8 during the storm, as much as after it with
+//! the larger audience; docs/performance.md), while no viewer waits longer than 10 s
 //! (and it loses nothing meanwhile: it resumes with `Last-Event-ID`). The lower bound
 //! keeps a viewer whose connection merely blinked from waiting long; the upper bound is
 //! the worst delay a viewer of a dead node sees. Nodes with more viewers, or fewer
